@@ -1,0 +1,19 @@
+"""nicodec — a learned lossy image codec.
+
+    >>> import nicodec
+    >>> codec = nicodec.load("meanscale")          # shipped weights, or a .safetensors path
+    >>> data = codec.compress(image, quality=4.5)  # PIL image, NumPy array or torch tensor
+    >>> restored = nicodec.decompress(data)        # finds the model from the file header
+"""
+
+from .codec import Codec
+from .errors import CorruptFileError, NicodecError
+from .models import ARCHITECTURES, ModelConfig, build_model
+from .zoo import DEFAULT_MODEL, create, decompress, load, shipped_weights
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ARCHITECTURES", "Codec", "CorruptFileError", "DEFAULT_MODEL", "ModelConfig", "NicodecError",
+    "build_model", "create", "decompress", "load", "shipped_weights", "__version__",
+]

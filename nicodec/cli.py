@@ -1,0 +1,227 @@
+"""The ``nicodec`` command: compress, decompress, info, models, demo (+ train, eval, ... from
+their own modules, registered through ``_REGISTRARS``).
+
+Exit status: 0 success, 2 user error (one line on stderr), 1 internal error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import NicodecError
+
+_REGISTRARS: list[str] = []  # modules with register(subparsers) adding more subcommands
+
+
+def _codec(model: str):
+    from . import zoo
+
+    return zoo.load(model)
+
+
+def _check_output(path: Path, force: bool, *inputs: Path) -> None:
+    if any(path.resolve() == p.resolve() for p in inputs):
+        raise NicodecError(f"refusing to overwrite the input {path}")
+    if path.exists() and not force:
+        raise NicodecError(f"{path} exists: use --force to overwrite it")
+    if not path.parent.is_dir():
+        raise NicodecError(f"output folder {path.parent} does not exist")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise NicodecError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise NicodecError(f"{path} is a directory") from None
+    except OSError as exc:
+        raise NicodecError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def cmd_compress(args) -> int:
+    from .images import open_image
+    from .weights import atomic_write_bytes
+
+    src = Path(args.input)
+    out = Path(args.output) if args.output else src.with_suffix(".nic")
+    _check_output(out, args.force, src)
+    image = open_image(src)
+    codec = _codec(args.model)
+    start = time.perf_counter()
+    data = codec.compress(image, quality=args.quality)
+    seconds = time.perf_counter() - start
+    atomic_write_bytes(out, data)
+    w, h = image.size
+    q = args.quality if args.quality is not None else codec.default_quality
+    print(
+        f"{src} ({w}x{h} {image.mode}) -> {out}: {len(data):,} bytes, {len(data) * 8 / (w * h):.4f} bpp, "
+        f"{codec.name} quality {q:g}, {seconds:.2f} s"
+    )
+    return 0
+
+
+def cmd_decompress(args) -> int:
+    from . import zoo
+    from .weights import atomic_write
+
+    src = Path(args.input)
+    out = Path(args.output) if args.output else src.with_name(src.stem + ".decoded.png")
+    _check_output(out, args.force, src)
+    data = _read_bytes(src)
+    codec = _codec(args.model) if args.model else None
+    start = time.perf_counter()
+    image = zoo.decompress(data, codec)
+    seconds = time.perf_counter() - start
+    fmt = None if out.suffix else "PNG"
+    try:
+        atomic_write(out, lambda tmp: image.save(tmp, format=fmt or _format_for(out)))
+    except (ValueError, KeyError) as exc:
+        raise NicodecError(f"cannot write {out}: {exc}") from None
+    w, h = image.size
+    print(f"{src} ({len(data):,} bytes) -> {out}: {w}x{h} {image.mode}, {seconds:.2f} s")
+    return 0
+
+
+def _format_for(path: Path) -> str:
+    from PIL import Image
+
+    Image.init()
+    fmt = Image.EXTENSION.get(path.suffix.lower())
+    if fmt is None:
+        raise NicodecError(f"unknown image extension {path.suffix!r} for {path}")
+    return fmt
+
+
+def cmd_info(args) -> int:
+    from . import container
+    from .images import MODES
+
+    src = Path(args.input)
+    data = _read_bytes(src)
+    nic = container.unpack(data)
+    pixels = nic.width * nic.height
+    print(f"file:       {src}")
+    print(f"format:     .nic version {nic.version}")
+    print(f"model:      {nic.model} (weights {nic.weights_id.hex()})")
+    print(f"quality:    {nic.quality:g}")
+    print(f"image:      {nic.width}x{nic.height} {MODES[nic.mode]}")
+    print(f"size:       {len(data):,} bytes, {len(data) * 8 / pixels:.4f} bpp")
+    lengths = ", ".join(f"{len(s):,}" for s in nic.streams[:-1])
+    print(f"streams:    {lengths} bytes; alpha {len(nic.streams[-1]):,} bytes; header {container.header_size(len(nic.streams))} bytes")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .models import ARCHITECTURES
+    from .weights import read_metadata
+    from .zoo import DEFAULT_MODEL, shipped_weights
+
+    shipped = shipped_weights()
+    for name, cls in ARCHITECTURES.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        tag = " (default)" if name == DEFAULT_MODEL else ""
+        if name in shipped:
+            meta = read_metadata(shipped[name])
+            c = meta["config"]
+            status = f"weights: N={c['N']} M={c['M']} levels={c['levels']}, {shipped[name].stat().st_size / 1e6:.1f} MB"
+        else:
+            status = "weights: not shipped in this build"
+        print(f"{name}{tag}\n    {doc}\n    {status}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import numpy as np
+
+    from . import zoo
+    from .images import open_image
+
+    sample = Path(__file__).parent / "assets" / "sample.png"
+    image = open_image(sample).convert("RGB")
+    if args.model in zoo.shipped_weights() or Path(args.model).suffix == ".safetensors":
+        codec = zoo.load(args.model)
+        what = f"{codec.name} ({'shipped weights' if args.model in zoo.shipped_weights() else args.model})"
+    else:
+        codec = zoo.create(args.model, N=64, M=96, levels=6)
+        what = f"{codec.name} UNTRAINED (no shipped weights in this build: numbers are meaningless)"
+    w, h = image.size
+    print(f"sample: {sample.name}, {w}x{h}; model: {what}")
+    qualities = [args.quality] if args.quality is not None else [1.0, codec.default_quality, float(codec.levels)]
+    reference = np.asarray(image, dtype=np.float64)
+    for q in qualities:
+        t0 = time.perf_counter()
+        data = codec.compress(image, quality=q)
+        t1 = time.perf_counter()
+        decoded = zoo.decompress(data, codec)
+        t2 = time.perf_counter()
+        mse = np.mean((np.asarray(decoded, dtype=np.float64) - reference) ** 2)
+        psnr = 10 * np.log10(255**2 / mse) if mse > 0 else float("inf")
+        print(
+            f"quality {q:4.2f}: {len(data):7,} bytes  {len(data) * 8 / (w * h):.4f} bpp  PSNR {psnr:6.2f} dB  "
+            f"encode {t1 - t0:.2f} s  decode {t2 - t1:.2f} s"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .zoo import DEFAULT_MODEL
+
+    parser = argparse.ArgumentParser(prog="nicodec", description="Learned lossy image compression.")
+    parser.add_argument("--version", action="version", version=f"nicodec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("compress", help="compress an image to a .nic file")
+    p.add_argument("input", help="image file (PNG, JPEG, ...)")
+    p.add_argument("-o", "--output", help="output .nic file (default: INPUT with .nic suffix)")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, help="model name or weights .safetensors file")
+    p.add_argument("-q", "--quality", type=float, help="quality in [1, levels] (fractional allowed)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help="decode a .nic file to an image")
+    p.add_argument("input", help=".nic file")
+    p.add_argument("-o", "--output", help="output image (default: INPUT.decoded.png); format from the suffix")
+    p.add_argument("-m", "--model", help="weights .safetensors file, for files made with weights not shipped here")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("info", help="show a .nic file's header")
+    p.add_argument("input")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("models", help="list architectures and shipped weights")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("demo", help="compress the bundled sample image and report size, bpp, PSNR, time")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL)
+    p.add_argument("-q", "--quality", type=float)
+    p.set_defaults(func=cmd_demo)
+
+    for module in _REGISTRARS:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NicodecError as exc:
+        print(f"nicodec: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nicodec: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # never a bare traceback for users; NICODEC_DEBUG=1 shows it
+        if os.environ.get("NICODEC_DEBUG"):
+            raise
+        print(f"nicodec: internal error: {exc.__class__.__name__}: {exc} (NICODEC_DEBUG=1 shows details)", file=sys.stderr)
+        return 1

@@ -1,0 +1,157 @@
+"""A model ready to code images: padding, colour modes, alpha and the ``.nic`` container.
+
+All models share this one compress/decompress path; models only provide their latent coding.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import container
+from .entropy_models import EntropyBottleneck
+from .errors import CorruptFileError, NicodecError
+from .images import MODES, from_planes, to_planes
+from .models import Coded, CompressionModel
+from .weights import save_weights, weights_id
+
+
+@dataclass
+class Decoded:
+    """Everything a decoder produced: the image, the quantised latents and the reconstruction."""
+
+    image: Image.Image
+    coded: Coded
+    header: container.NicFile
+
+
+class Codec:
+    """Compress images to ``.nic`` bytes and back with one (variable-rate) model.
+
+    ``quality`` is any float in [1, levels]: 1 is the lowest rate, ``levels`` the highest.
+    """
+
+    def __init__(self, model: CompressionModel, metadata: dict | None = None):
+        model.eval()
+        if any(not bool(m.quantiles.any()) for m in model.modules() if isinstance(m, EntropyBottleneck)):
+            model.update()  # never-frozen model (fresh or straight from training)
+        self.model = model
+        self.metadata = dict(metadata or {})
+        self.weights_id = weights_id(model)
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def levels(self) -> int:
+        return self.model.config.levels
+
+    @property
+    def default_quality(self) -> float:
+        """Upper middle of the range: good quality at a moderate rate."""
+        return float(round(1 + 0.6 * (self.levels - 1)))
+
+    def __repr__(self) -> str:
+        c = self.model.config
+        return f"Codec({self.name}, N={c.N}, M={c.M}, levels={c.levels}, id={self.weights_id.hex()})"
+
+    def _check_quality(self, quality: float | None) -> float:
+        q = self.default_quality if quality is None else quality
+        try:
+            q = float(np.float32(q))  # the file stores float32: code with exactly that value
+        except (TypeError, ValueError):
+            raise NicodecError(f"quality must be a number, got {quality!r}") from None
+        if not 1 <= q <= self.levels:
+            raise NicodecError(f"quality must be in [1, {self.levels}] for this model, got {quality}")
+        return q
+
+    def _padded(self, h: int, w: int) -> tuple[int, int]:
+        s = self.model.stride
+        return (-(-h // s) * s, -(-w // s) * s)
+
+    def compress(self, image, quality: float | None = None) -> bytes:
+        """Compress a PIL image, (H, W[, C]) uint8 array or (C, H, W) tensor to ``.nic`` bytes."""
+        return self.encode(image, quality)[0]
+
+    def encode(self, image, quality: float | None = None) -> tuple[bytes, Coded]:
+        """Like :meth:`compress`, also returning the encoder's latents and reconstruction."""
+        planes = to_planes(image)
+        q = self._check_quality(quality)
+        h, w = planes.rgb.shape[:2]
+        if max(h, w) > container.MAX_SIDE:
+            raise NicodecError(f"image is {w}×{h}; the largest side a .nic file holds is {container.MAX_SIDE}")
+        x = torch.from_numpy(planes.rgb.copy()).permute(2, 0, 1)[None].to(torch.float32) / 255
+        ph, pw = self._padded(h, w)
+        x = F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
+        coded = self.model.compress(x, q)
+        alpha = b"" if planes.alpha is None else zlib.compress(planes.alpha.tobytes(), 9)
+        nic = container.NicFile(
+            model=self.name, weights_id=self.weights_id, quality=q, width=w, height=h,
+            mode=MODES.index(planes.mode), param_crc=coded.param_crc, streams=[*coded.streams, alpha],
+        )
+        return container.pack(nic), coded
+
+    def decompress(self, data: bytes) -> Image.Image:
+        """Decode ``.nic`` bytes made by this codec's model to a PIL image."""
+        return self.decode(data).image
+
+    def decode(self, data: bytes) -> Decoded:
+        """Like :meth:`decompress`, also returning the decoder's latents and reconstruction."""
+        nic = container.unpack(data)
+        self._check_origin(nic)
+        if not 1 <= nic.quality <= self.levels:
+            raise CorruptFileError("corrupt .nic file (quality outside the model's range)")
+        try:
+            coded = self.model.decompress(nic.streams[:-1], self._padded(nic.height, nic.width), nic.quality)
+        except NicodecError:
+            raise
+        except Exception as exc:  # constriction or shape errors on a damaged stream
+            raise CorruptFileError(f"corrupt .nic file (cannot decode: {exc.__class__.__name__})") from None
+        if coded.param_crc != nic.param_crc:
+            raise CorruptFileError(
+                "decoder derived different coding parameters than the encoder "
+                "(file made on another platform or torch build?)"
+            )
+        rgb = _to_uint8(coded.x_hat[0, :, : nic.height, : nic.width])
+        mode = MODES[nic.mode]
+        return Decoded(from_planes(rgb, self._alpha(nic, mode), mode), coded, nic)
+
+    def _check_origin(self, nic: container.NicFile) -> None:
+        if nic.model != self.name:
+            raise NicodecError(f"file was made with model {nic.model!r}, not {self.name!r}")
+        if nic.weights_id != self.weights_id:
+            raise NicodecError(
+                f"file was made with {nic.model} weights {nic.weights_id.hex()}, "
+                f"but these are {self.weights_id.hex()}; pass the weights it was made with"
+            )
+
+    @staticmethod
+    def _alpha(nic: container.NicFile, mode: str) -> np.ndarray | None:
+        if mode not in ("LA", "RGBA"):
+            if nic.streams[-1]:
+                raise CorruptFileError("corrupt .nic file (alpha data for an opaque image)")
+            return None
+        try:
+            raw = zlib.decompressobj().decompress(nic.streams[-1], nic.width * nic.height + 1)
+        except zlib.error:
+            raise CorruptFileError("corrupt .nic file (alpha plane)") from None
+        if len(raw) != nic.width * nic.height:
+            raise CorruptFileError("corrupt .nic file (alpha plane has the wrong size)")
+        return np.frombuffer(raw, np.uint8).reshape(nic.height, nic.width)
+
+    def save(self, path: str | Path, half: bool = False) -> None:
+        """Write this codec's weights (+ metadata) so that ``nicodec.load(path)`` rebuilds it."""
+        save_weights(path, self.model, self.metadata, half=half)
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [0, 1] → (H, W, 3) uint8, rounding to nearest."""
+    return torch.round(x.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+

@@ -1,0 +1,115 @@
+"""The ``.nic`` file: a fixed header declared once (``HEADER``), then the streams.
+
+Reader and writer both use the one declaration, so they cannot disagree. See docs/format.md.
+
+    header fields (little-endian, see HEADER)
+    stream lengths     n_streams × uint32
+    crc32              uint32, over everything before it and the payload
+    payload            the streams, concatenated (model streams, then the alpha stream)
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from .errors import CorruptFileError
+
+MAGIC = b"\x89NIC"
+VERSION = 1
+MAX_SIDE = 1 << 15  # refuse absurd sizes before allocating anything
+MAX_STREAMS = 16
+
+# (field, struct code) in file order. The one declaration of the header.
+HEADER = (
+    ("magic", "4s"),
+    ("version", "B"),
+    ("model", "16s"),  # registry name of the architecture, ASCII, NUL-padded
+    ("weights_id", "8s"),  # first 8 bytes of the SHA-256 of the weights (see weights.weights_id)
+    ("quality", "f"),  # float32, in [1, levels]
+    ("width", "I"),
+    ("height", "I"),
+    ("mode", "B"),  # index into images.MODES: L, LA, RGB, RGBA
+    ("param_crc", "I"),  # CRC32 of the coding-table indices, to detect decoder mismatch
+    ("n_streams", "B"),
+)
+_HEADER = struct.Struct("<" + "".join(code for _, code in HEADER))
+
+
+@dataclass
+class NicFile:
+    model: str
+    weights_id: bytes
+    quality: float
+    width: int
+    height: int
+    mode: int
+    param_crc: int
+    streams: list[bytes]  # model streams, then the alpha stream (empty when there is no alpha)
+    version: int = VERSION
+
+
+def pack(f: NicFile) -> bytes:
+    """Serialise a NicFile to bytes."""
+    values = dict(
+        magic=MAGIC, version=f.version, model=f.model.encode("ascii"), weights_id=f.weights_id,
+        quality=f.quality, width=f.width, height=f.height, mode=f.mode, param_crc=f.param_crc,
+        n_streams=len(f.streams),
+    )
+    if len(values["model"]) > 16:
+        raise ValueError("model name longer than 16 bytes")
+    head = _HEADER.pack(*(values[name] for name, _ in HEADER))
+    head += struct.pack(f"<{len(f.streams)}I", *(len(s) for s in f.streams))
+    payload = b"".join(f.streams)
+    crc = zlib.crc32(payload, zlib.crc32(head))
+    return head + struct.pack("<I", crc) + payload
+
+
+def unpack(data: bytes) -> NicFile:
+    """Parse and validate; raises CorruptFileError with a one-line reason on anything wrong."""
+    if len(data) == 0:
+        raise CorruptFileError("empty file")
+    if data[: len(MAGIC)] != MAGIC[: min(len(data), len(MAGIC))] or len(data) < len(MAGIC):
+        raise CorruptFileError("not a .nic file (bad magic bytes)")
+    if len(data) < _HEADER.size:
+        raise CorruptFileError("truncated .nic file (header incomplete)")
+    fields = dict(zip((name for name, _ in HEADER), _HEADER.unpack_from(data)))
+    if fields["version"] != VERSION:
+        raise CorruptFileError(f"unsupported .nic format version {fields['version']} (this nicodec reads {VERSION})")
+    n = fields["n_streams"]
+    if n > MAX_STREAMS:
+        raise CorruptFileError("corrupt .nic file (bad stream count)")
+    lengths_end = _HEADER.size + 4 * n
+    if len(data) < lengths_end + 4:
+        raise CorruptFileError("truncated .nic file (header incomplete)")
+    lengths = struct.unpack_from(f"<{n}I", data, _HEADER.size)
+    (crc,) = struct.unpack_from("<I", data, lengths_end)
+    payload = data[lengths_end + 4 :]
+    if sum(lengths) != len(payload):
+        kind = "truncated" if sum(lengths) > len(payload) else "corrupt"
+        raise CorruptFileError(f"{kind} .nic file (expected {sum(lengths)} payload bytes, found {len(payload)})")
+    if zlib.crc32(payload, zlib.crc32(data[:lengths_end])) != crc:
+        raise CorruptFileError("corrupt .nic file (checksum mismatch)")
+    try:
+        model = fields["model"].rstrip(b"\0").decode("ascii")
+    except UnicodeDecodeError:
+        raise CorruptFileError("corrupt .nic file (bad model name)") from None
+    if not (1 <= fields["width"] <= MAX_SIDE and 1 <= fields["height"] <= MAX_SIDE):
+        raise CorruptFileError("corrupt .nic file (bad image size)")
+    if fields["mode"] > 3 or not (fields["quality"] == fields["quality"]):
+        raise CorruptFileError("corrupt .nic file (bad mode or quality)")
+    streams, offset = [], 0
+    for length in lengths:
+        streams.append(payload[offset : offset + length])
+        offset += length
+    return NicFile(
+        model=model, weights_id=fields["weights_id"], quality=fields["quality"], width=fields["width"],
+        height=fields["height"], mode=fields["mode"], param_crc=fields["param_crc"], streams=streams,
+        version=fields["version"],
+    )
+
+
+def header_size(n_streams: int) -> int:
+    """Bytes before the payload for a file with ``n_streams`` streams."""
+    return _HEADER.size + 4 * n_streams + 4

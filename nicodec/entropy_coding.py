@@ -1,0 +1,131 @@
+"""Range coding of integer symbols into bytes, with constriction's queue (FIFO) range coder.
+
+Every symbol is coded with one of a list of categorical tables (``CodingTables``); the table
+each symbol uses is given by ``table_index``. Symbols that share a table are coded together in
+one vectorised call, tables in increasing index order, so there is no Python loop per symbol.
+The decoder knows the table indices (it computes them from already decoded data), so it can
+replay exactly the same order.
+
+Values outside a table's range are never clipped: they are coded as the table's last,
+"escape" entry, and their true value follows after all regular symbols, coded with an
+Elias-gamma-like code over uniform models (bit length, then the bits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import constriction
+import numpy as np
+
+from .errors import CorruptFileError, NicodecError
+
+_ESCAPE_MAX_BITS = 30  # escaped values are zig-zagged into [0, 2**30); larger means broken input
+_CHUNK_BITS = 15  # constriction's uniform model takes alphabets below 2**24; 15-bit chunks stay clear
+
+
+@dataclass(frozen=True)
+class CodingTables:
+    """Categorical models for coding: ``pmfs[t][i]`` is the probability of value ``offsets[t] + i``.
+
+    Each pmf's last entry is the escape probability (everything outside the table's range).
+    """
+
+    pmfs: list[np.ndarray]  # float64 arrays, each of length (range size + 1)
+    offsets: np.ndarray  # int64, value of entry 0 of each table
+
+
+def _groups(table_index: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Stable order of symbols grouped by table, and (table, start, stop) slices of that order."""
+    order = np.argsort(table_index, kind="stable")
+    sorted_index = table_index[order]
+    tables, starts = np.unique(sorted_index, return_index=True)
+    stops = np.append(starts[1:], len(order))
+    return order, [(int(t), int(a), int(b)) for t, a, b in zip(tables, starts, stops)]
+
+
+def _categorical(pmf: np.ndarray):
+    return constriction.stream.model.Categorical(pmf, perfect=False)
+
+
+def encode(symbols: np.ndarray, table_index: np.ndarray, tables: CodingTables) -> bytes:
+    """Range-code integer ``symbols`` (any shape), each with the table ``table_index`` names."""
+    symbols = np.asarray(symbols, dtype=np.int64).reshape(-1)
+    table_index = np.asarray(table_index, dtype=np.int64).reshape(-1)
+    if symbols.shape != table_index.shape:
+        raise ValueError("symbols and table_index must have the same number of elements")
+    encoder = constriction.stream.queue.RangeEncoder()
+    order, groups = _groups(table_index)
+    escaped = []
+    for t, start, stop in groups:
+        pmf = tables.pmfs[t]
+        size = len(pmf) - 1
+        relative = symbols[order[start:stop]] - tables.offsets[t]
+        outside = (relative < 0) | (relative >= size)
+        encoder.encode(np.where(outside, size, relative).astype(np.int32), _categorical(pmf))
+        escaped.append(relative[outside])
+    _encode_escapes(encoder, np.concatenate(escaped) if escaped else np.zeros(0, np.int64))
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def decode(data: bytes, table_index: np.ndarray, tables: CodingTables) -> np.ndarray:
+    """Inverse of :func:`encode`: the symbols, flat, in their original order (int64)."""
+    if len(data) % 4:
+        raise CorruptFileError("corrupt stream: length is not a whole number of 32-bit words")
+    table_index = np.asarray(table_index, dtype=np.int64).reshape(-1)
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    order, groups = _groups(table_index)
+    symbols = np.empty(len(table_index), dtype=np.int64)
+    escape_positions = []
+    for t, start, stop in groups:
+        pmf = tables.pmfs[t]
+        size = len(pmf) - 1
+        relative = decoder.decode(_categorical(pmf), stop - start).astype(np.int64)
+        positions = order[start:stop]
+        symbols[positions] = relative + tables.offsets[t]
+        outside = relative == size
+        escape_positions.append(positions[outside])
+        symbols[positions[outside]] = tables.offsets[t]  # replaced below
+    positions = np.concatenate(escape_positions) if escape_positions else np.zeros(0, np.int64)
+    symbols[positions] += _decode_escapes(decoder, len(positions))
+    if not decoder.maybe_exhausted():
+        raise CorruptFileError("corrupt stream: data left over after the last symbol")
+    return symbols
+
+
+def _encode_escapes(encoder, values: np.ndarray) -> None:
+    """Code escaped values as (bit length, bits) of their zig-zag form, all vectorised."""
+    if len(values) == 0:
+        return
+    zigzag = np.where(values >= 0, 2 * values, -2 * values - 1)
+    if zigzag.max() >= 2**_ESCAPE_MAX_BITS:
+        raise NicodecError("a latent value is too large to code (is the input finite?)")
+    nbits = np.zeros(len(zigzag), dtype=np.int64)
+    positive = zigzag > 0
+    nbits[positive] = np.floor(np.log2(zigzag[positive])).astype(np.int64) + 1
+    uniform = constriction.stream.model.Uniform()
+    encoder.encode(nbits.astype(np.int32), uniform, np.full(len(nbits), _ESCAPE_MAX_BITS + 1, np.int32))
+    for chunk, sizes, has in _chunks(nbits):
+        rest = zigzag[has] - (1 << (nbits[has] - 1))
+        encoder.encode(((rest >> (chunk * _CHUNK_BITS)) & ((1 << _CHUNK_BITS) - 1)).astype(np.int32), uniform, sizes)
+
+
+def _decode_escapes(decoder, count: int) -> np.ndarray:
+    if count == 0:
+        return np.zeros(0, np.int64)
+    uniform = constriction.stream.model.Uniform()
+    nbits = decoder.decode(uniform, np.full(count, _ESCAPE_MAX_BITS + 1, np.int32)).astype(np.int64)
+    zigzag = np.where(nbits > 0, 1 << np.maximum(nbits - 1, 0), 0)
+    for chunk, sizes, has in _chunks(nbits):
+        zigzag[has] += decoder.decode(uniform, sizes).astype(np.int64) << (chunk * _CHUNK_BITS)
+    return np.where(zigzag % 2 == 0, zigzag // 2, -(zigzag + 1) // 2)
+
+
+def _chunks(nbits: np.ndarray):
+    """For each 15-bit chunk of the bits below the leading one: its alphabet sizes and who has it."""
+    free_bits = np.maximum(nbits - 1, 0)
+    for chunk in range((_ESCAPE_MAX_BITS + _CHUNK_BITS - 1) // _CHUNK_BITS):
+        bits = np.clip(free_bits - chunk * _CHUNK_BITS, 0, _CHUNK_BITS)
+        has = bits > 0
+        if has.any():
+            yield chunk, (1 << bits[has]).astype(np.int32), has

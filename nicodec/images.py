@@ -1,0 +1,124 @@
+"""Turning what users pass (PIL images, NumPy arrays, torch tensors, files) into 8-bit planes.
+
+The models code RGB; grayscale is coded as RGB and converted back; alpha is kept losslessly
+beside the coded image. Anything else is converted when that loses nothing that matters
+(palette, CMYK, YCbCr, 1-bit) or rejected with a message saying what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .errors import NicodecError
+
+MODES = ("L", "LA", "RGB", "RGBA")  # what a .nic file can restore; index = code in the header
+
+
+@dataclass
+class Planes:
+    """rgb: (H, W, 3) uint8; alpha: (H, W) uint8 or None; mode: one of MODES."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    mode: str
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open an image file, with a one-line error for anything Pillow cannot read."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except FileNotFoundError:
+        raise NicodecError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise NicodecError(f"{path} is a directory, not an image") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise NicodecError(f"cannot read {path} as an image ({exc.__class__.__name__}: {exc})") from None
+    except Image.DecompressionBombError as exc:
+        raise NicodecError(f"{path}: {exc}") from None
+
+
+def to_planes(image: Image.Image | np.ndarray | torch.Tensor) -> Planes:
+    """Normalise any supported input to 8-bit planes; raises NicodecError for unsupported ones."""
+    if isinstance(image, Image.Image):
+        return _from_pil(image)
+    if isinstance(image, torch.Tensor):
+        image = _tensor_to_array(image)
+    if isinstance(image, np.ndarray):
+        return _from_array(image)
+    raise NicodecError(f"cannot compress a {type(image).__name__}: pass a PIL image, NumPy array or torch tensor")
+
+
+def _from_pil(image: Image.Image) -> Planes:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        raise NicodecError(f"{mode} images (16-bit / 32-bit) are not supported: convert to 8-bit first")
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info or image.palette.mode == "RGBA" else "RGB")
+    elif mode == "PA":
+        image = image.convert("RGBA")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode == "La":
+        image = image.convert("LA")
+    elif mode == "RGBa":
+        image = image.convert("RGBA")
+    elif mode not in MODES:
+        try:
+            image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
+        except ValueError:
+            raise NicodecError(f"unsupported image mode {mode!r}") from None
+    return _from_array(np.asarray(image), image.mode)
+
+
+def _tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
+    t = tensor.detach().cpu()
+    if t.ndim == 4:
+        if t.shape[0] != 1:
+            raise NicodecError(f"expected one image, got a batch of {t.shape[0]}")
+        t = t[0]
+    if t.ndim != 3 or t.shape[0] not in (1, 3, 4):
+        raise NicodecError(f"expected a (C, H, W) tensor with C in 1, 3, 4; got shape {tuple(tensor.shape)}")
+    if t.is_floating_point():
+        if not bool(torch.isfinite(t).all()):
+            raise NicodecError("image tensor contains NaN or infinity")
+        t = torch.round(t.clamp(0, 1) * 255).to(torch.uint8)
+    elif t.dtype != torch.uint8:
+        raise NicodecError(f"integer tensors must be uint8, got {t.dtype}")
+    return t.permute(1, 2, 0).numpy()
+
+
+def _from_array(array: np.ndarray, mode: str | None = None) -> Planes:
+    a = array
+    if a.dtype != np.uint8:
+        if np.issubdtype(a.dtype, np.floating):
+            if not np.isfinite(a).all():
+                raise NicodecError("image array contains NaN or infinity")
+            a = np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+        else:
+            raise NicodecError(f"arrays must be uint8 (0..255) or float (0..1), got {a.dtype}")
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise NicodecError(f"expected an (H, W), (H, W, C) array with C in 1..4; got shape {array.shape}")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise NicodecError("image is empty (zero width or height)")
+    channels = a.shape[2]
+    color = a[:, :, :1].repeat(3, axis=2) if channels <= 2 else a[:, :, :3]
+    alpha = a[:, :, -1] if channels in (2, 4) else None
+    mode = mode or {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
+    return Planes(np.ascontiguousarray(color), None if alpha is None else np.ascontiguousarray(alpha), mode)
+
+
+def from_planes(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Image:
+    """The PIL image of ``mode`` that :func:`to_planes` would have turned into these planes."""
+    if mode in ("L", "LA"):
+        gray = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
+        return Image.fromarray(gray if mode == "L" else np.dstack([gray, alpha]), mode)
+    return Image.fromarray(rgb if mode == "RGB" else np.dstack([rgb, alpha]), mode)

@@ -1,0 +1,115 @@
+"""What happens to a latent between analysis and synthesis, in one interface.
+
+A model's ``code`` method is written once and called with one of these coders, so training,
+rate estimation, encoding and decoding cannot drift apart:
+
+* :class:`RelaxedCoder` — training: additive uniform noise U(−½, ½) (Ballé et al. 2017) for the
+  rate term; the decoder sees the noisy latent or the straight-through rounded one ("mixed").
+* :class:`RoundingCoder` — evaluation: hard rounding, likelihoods of the rounded values.
+* :class:`EncodingCoder` / :class:`DecodingCoder` — real range coding into one stream per latent.
+
+A coder is called as ``coder(name, entropy_model, value, cond, size)`` and returns the latent
+the rest of the model continues with. ``value`` is None when decoding; ``size`` gives the shape
+when the conditioning does not (the first latent of a hierarchy).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import entropy_coding
+from .entropy_models import EntropyModel
+from .errors import CorruptFileError
+
+QuantMode = Literal["noise", "ste", "mixed"]
+
+
+def _round_around(value: Tensor, center: Tensor | None) -> Tensor:
+    return torch.round(value) if center is None else torch.round(value - center) + center
+
+
+class RelaxedCoder:
+    """Training-time stand-in for quantisation; collects likelihoods by latent name.
+
+    mode "noise": rate and decoder both see y + u; "ste": both see round(y) with a
+    straight-through gradient; "mixed": rate sees y + u, decoder sees the STE-rounded y.
+    """
+
+    def __init__(self, mode: QuantMode = "noise"):
+        self.mode = mode
+        self.likelihoods: dict[str, Tensor] = {}
+
+    def __call__(self, name: str, model: EntropyModel, value: Tensor, cond, size=None) -> Tensor:
+        center = model.center(cond)
+        noisy = value + torch.empty_like(value).uniform_(-0.5, 0.5)
+        rounded = value + (_round_around(value, center) - value).detach()
+        self.likelihoods[name] = model.likelihood(rounded if self.mode == "ste" else noisy, cond)
+        return noisy if self.mode == "noise" else rounded
+
+
+class RoundingCoder:
+    """Hard rounding as in coding, with the model's likelihoods of the rounded values."""
+
+    def __init__(self) -> None:
+        self.likelihoods: dict[str, Tensor] = {}
+
+    def __call__(self, name: str, model: EntropyModel, value: Tensor, cond, size=None) -> Tensor:
+        rounded = _round_around(value, model.center(cond))
+        self.likelihoods[name] = model.likelihood(rounded, cond)
+        return rounded
+
+
+class EncodingCoder:
+    """Rounds each latent and range-codes it; ``streams`` and ``latents`` come out in order.
+
+    ``param_crc`` fingerprints the table indices used, so the decoder can prove that it
+    derived the same coding parameters (a mismatch would otherwise decode garbage).
+    """
+
+    def __init__(self) -> None:
+        self.streams: list[bytes] = []
+        self.latents: dict[str, Tensor] = {}
+        self.param_crc = 0
+
+    def __call__(self, name: str, model: EntropyModel, value: Tensor, cond, size=None) -> Tensor:
+        center = model.center(cond)
+        symbols = torch.round(value if center is None else value - center)
+        if not bool(torch.isfinite(symbols).all()):
+            raise ValueError(f"latent {name!r} is not finite")
+        index, tables = model.coding_tables(cond, value.shape)
+        self.param_crc = zlib.crc32(np.ascontiguousarray(index, dtype="<i4").tobytes(), self.param_crc)
+        self.streams.append(entropy_coding.encode(symbols.to(torch.int64).numpy(), index, tables))
+        latent = symbols if center is None else symbols + center
+        self.latents[name] = latent
+        return latent
+
+
+class DecodingCoder:
+    """Reads the streams back in the order the encoder wrote them."""
+
+    def __init__(self, streams: list[bytes]):
+        self._streams = list(streams)
+        self.latents: dict[str, Tensor] = {}
+        self.param_crc = 0
+
+    def __call__(self, name: str, model: EntropyModel, value: None, cond, size=None) -> Tensor:
+        if not self._streams:
+            raise CorruptFileError("corrupt file: fewer streams than the model needs")
+        shape = model.shape(cond, size)
+        index, tables = model.coding_tables(cond, shape)
+        self.param_crc = zlib.crc32(np.ascontiguousarray(index, dtype="<i4").tobytes(), self.param_crc)
+        symbols = entropy_coding.decode(self._streams.pop(0), index, tables)
+        latent = torch.from_numpy(symbols.reshape(tuple(shape))).to(torch.float32)
+        center = model.center(cond)
+        latent = latent if center is None else latent + center
+        self.latents[name] = latent
+        return latent
+
+    def finish(self) -> None:
+        if self._streams:
+            raise CorruptFileError("corrupt file: more streams than the model needs")

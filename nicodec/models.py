@@ -1,0 +1,220 @@
+"""The learned codecs: analysis transform → latent coding → synthesis transform.
+
+Every model implements ``code(coder, quality, y, size)`` — the latent hierarchy written once —
+and inherits training (``forward``), rate estimation, ``compress`` and ``decompress`` from
+:class:`CompressionModel`. A new architecture only changes transforms and configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from .entropy_models import EntropyBottleneck, GaussianConditional, GaussianParams
+from .latent_coders import DecodingCoder, EncodingCoder, QuantMode, RelaxedCoder, RoundingCoder
+from .layers import GDN, conv, deconv
+from .variable_rate import Gains
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Widths and rate levels. N: transform channels; M: latent channels; levels: trained λ count."""
+
+    N: int = 128
+    M: int = 192
+    levels: int = 6
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ModelOutput:
+    """x_hat: (B, 3, H, W) reconstruction; likelihoods: per latent name, same shape as the latent."""
+
+    x_hat: Tensor
+    likelihoods: dict[str, Tensor]
+
+
+@dataclass
+class Coded:
+    """Result of compress/decompress: range-coded streams, the quantised latents by name, the
+    reconstruction (B, 3, H, W) and a CRC of the coding-table indices (see EncodingCoder)."""
+
+    streams: list[bytes]
+    latents: dict[str, Tensor]
+    x_hat: Tensor
+    param_crc: int
+
+
+class CompressionModel(nn.Module):
+    """Base class: owns the variable-rate gains, the synthesis and the shared coding logic.
+
+    Inputs are RGB in [0, 1], shape (B, 3, H, W) with H and W multiples of ``stride``;
+    ``quality`` is a float or a (B,) tensor of values in [1, levels].
+    """
+
+    name: ClassVar[str]
+    stride: ClassVar[int]
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        N, M = config.N, config.M
+        self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+        self.g_s = nn.Sequential(
+            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
+        )
+        self.y_gain = Gains(config.levels, M)
+        self.y_inverse_gain = Gains(config.levels, M, invert=True)
+
+    def code(self, coder, quality: Tensor, y: Tensor | None, size: tuple[int, ...]) -> Tensor:
+        """Run the latent hierarchy through ``coder``; returns ŷ in the gained domain."""
+        raise NotImplementedError
+
+    def _quality(self, quality: float | Tensor, batch: int) -> Tensor:
+        q = torch.as_tensor(quality, dtype=torch.float32).reshape(-1)
+        return q.expand(batch) if q.numel() == 1 else q
+
+    def _synthesize(self, y_hat: Tensor, q: Tensor) -> Tensor:
+        return self.g_s(y_hat * self.y_inverse_gain(q))
+
+    def _latent_size(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        b, _, h, w = x_shape
+        return (b, self.config.M, h // 16, w // 16)
+
+    def forward(self, x: Tensor, quality: float | Tensor, mode: QuantMode = "noise") -> ModelOutput:
+        """Training pass with the uniform-noise relaxation (or STE / mixed, see RelaxedCoder)."""
+        q = self._quality(quality, x.shape[0])
+        coder = RelaxedCoder(mode)
+        y_hat = self.code(coder, q, self.g_a(x), self._latent_size(x.shape))
+        return ModelOutput(self._synthesize(y_hat, q), coder.likelihoods)
+
+    @torch.no_grad()
+    def estimate(self, x: Tensor, quality: float | Tensor) -> ModelOutput:
+        """Hard-rounded pass: the likelihoods the coder will realise, without coding."""
+        q = self._quality(quality, x.shape[0])
+        coder = RoundingCoder()
+        y_hat = self.code(coder, q, self.g_a(x), self._latent_size(x.shape))
+        return ModelOutput(self._synthesize(y_hat, q).clamp(0, 1), coder.likelihoods)
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, quality: float) -> Coded:
+        """x: (1, 3, H, W). One range-coded stream per latent, in coding order."""
+        q = self._quality(quality, 1)
+        coder = EncodingCoder()
+        y_hat = self.code(coder, q, self.g_a(x), self._latent_size(x.shape))
+        return Coded(coder.streams, coder.latents, self._synthesize(y_hat, q).clamp(0, 1), coder.param_crc)
+
+    @torch.no_grad()
+    def decompress(self, streams: list[bytes], size: tuple[int, int], quality: float) -> Coded:
+        """Rebuild (1, 3, H, W) from the streams; ``size`` is the padded (H, W)."""
+        q = self._quality(quality, 1)
+        coder = DecodingCoder(streams)
+        y_hat = self.code(coder, q, None, self._latent_size((1, 3, *size)))
+        coder.finish()
+        return Coded(list(streams), coder.latents, self._synthesize(y_hat, q).clamp(0, 1), coder.param_crc)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Freeze the entropy models for coding (tail quantiles). Idempotent."""
+        for module in self.modules():
+            if isinstance(module, EntropyBottleneck):
+                module.update()
+
+
+class FactorizedPrior(CompressionModel):
+    """Ballé et al. 2017 (ICLR): GDN transforms, y coded with a learned factorised density."""
+
+    name = "factorized"
+    stride = 16
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.y_model = EntropyBottleneck(config.M)
+
+    def code(self, coder, quality, y, size):
+        gain = self.y_gain(quality)
+        return coder("y", self.y_model, None if y is None else y * gain, gain, size)
+
+
+class ScaleHyperprior(CompressionModel):
+    """Ballé et al. 2018 (ICLR): a hyper-latent z carries the scale of each element of y.
+
+    Rate levels scale y by a gain g and z by a gain h; predicted scales live in the unscaled
+    domain and are multiplied by g, so the hyper-synthesis need not infer the level.
+    """
+
+    name = "hyperprior"
+    stride = 64
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        N, M = config.N, config.M
+        self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.ReLU(), conv(N, N), nn.ReLU(), conv(N, N))
+        self.h_s = self._hyper_synthesis(N, M)
+        self.z_gain = Gains(config.levels, N)
+        self.z_model = EntropyBottleneck(N)
+        self.y_model = GaussianConditional()
+
+    @staticmethod
+    def _hyper_synthesis(N: int, M: int) -> nn.Module:
+        return nn.Sequential(deconv(N, N), nn.ReLU(), deconv(N, N), nn.ReLU(), conv(N, M, 3, 1), nn.ReLU())
+
+    def _hyper_input(self, y_gained: Tensor) -> Tensor:
+        return torch.abs(y_gained)
+
+    def _gaussian(self, hyper: Tensor, gain: Tensor) -> GaussianParams:
+        return GaussianParams(scales=hyper * gain)
+
+    def code(self, coder, quality, y, size):
+        gain, z_gain = self.y_gain(quality), self.z_gain(quality)
+        y_gained = None if y is None else y * gain
+        z = None if y is None else self.h_a(self._hyper_input(y_gained)) * z_gain
+        b, _, h, w = size
+        z_hat = coder("z", self.z_model, z, z_gain, (b, self.config.N, h // 4, w // 4))
+        params = self._gaussian(self.h_s(z_hat / z_gain), gain)
+        return coder("y", self.y_model, y_gained, params, size)
+
+
+class MeanScaleHyperprior(ScaleHyperprior):
+    """Minnen et al. 2018: the hyperprior predicts a mean and a scale for every element of y
+    (without the serial autoregressive context model)."""
+
+    name = "meanscale"
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        N, M = config.N, config.M
+        self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.LeakyReLU(), conv(N, N), nn.LeakyReLU(), conv(N, N))
+
+    @staticmethod
+    def _hyper_synthesis(N: int, M: int) -> nn.Module:
+        return nn.Sequential(
+            deconv(N, M), nn.LeakyReLU(), deconv(M, M * 3 // 2), nn.LeakyReLU(), conv(M * 3 // 2, 2 * M, 3, 1)
+        )
+
+    def _hyper_input(self, y_gained: Tensor) -> Tensor:
+        return y_gained
+
+    def _gaussian(self, hyper: Tensor, gain: Tensor) -> GaussianParams:
+        scales, means = hyper.chunk(2, dim=1)
+        return GaussianParams(scales=scales * gain, means=means * gain)
+
+
+ARCHITECTURES: dict[str, type[CompressionModel]] = {
+    cls.name: cls for cls in (FactorizedPrior, ScaleHyperprior, MeanScaleHyperprior)
+}
+
+
+def build_model(architecture: str, config: ModelConfig | None = None) -> CompressionModel:
+    """A fresh (untrained) model of a registered architecture."""
+    if architecture not in ARCHITECTURES:
+        from .errors import NicodecError
+
+        raise NicodecError(f"unknown architecture {architecture!r}; choose from {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[architecture](config or ModelConfig())

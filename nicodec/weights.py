@@ -1,0 +1,98 @@
+"""Release weights: safetensors tensors plus JSON metadata that rebuilds the model from config.
+
+Metadata (``nicodec`` key): format, architecture, config (N, M, levels), and whatever the
+exporter adds (λ levels, steps, data, date, recipe). Parameters may be stored in fp16;
+buffers that define the bitstream (entropy-model quantiles) always keep full precision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .errors import NicodecError
+from .models import CompressionModel, ModelConfig, build_model
+
+FORMAT = "nicodec-weights-1"
+
+
+def weights_id(model: CompressionModel) -> bytes:
+    """8-byte fingerprint of a model's state (names, shapes and values) as it codes."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(t.numpy().tobytes())
+    return digest.digest()[:8]
+
+
+def save_weights(path: str | Path, model: CompressionModel, metadata: dict | None = None, half: bool = False) -> None:
+    """Write ``model`` to ``path`` atomically. ``half`` stores parameters (not buffers) in fp16."""
+    params = {name for name, _ in model.named_parameters()}
+    tensors = {}
+    for key, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        tensors[key] = t.half() if half and key in params and t.is_floating_point() else t
+    meta = {"format": FORMAT, "architecture": model.name, "config": model.config.to_dict(), **(metadata or {})}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"nicodec": json.dumps(meta)}))
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The JSON metadata of a weights file; NicodecError if it is not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise NicodecError(f"weights file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("nicodec")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise NicodecError(f"{path} is not a safetensors weights file ({exc})") from None
+    if raw is None:
+        raise NicodecError(f"{path} has no nicodec metadata (not a nicodec weights file)")
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT:
+        raise NicodecError(f"{path}: unsupported weights format {meta.get('format')!r}")
+    return meta
+
+
+def load_weights(path: str | Path) -> tuple[CompressionModel, dict]:
+    """Rebuild the model described by the file's metadata and load its tensors (as fp32)."""
+    meta = read_metadata(path)
+    model = build_model(meta["architecture"], ModelConfig(**meta["config"]))
+    state = load_file(str(path))
+    reference = model.state_dict()
+    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise NicodecError(f"{path}: weights do not match their declared architecture ({str(exc).splitlines()[0]})") from None
+    return model, meta
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
+
+    A crash or error leaves no partial output behind.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + rename)."""
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
