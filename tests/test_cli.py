@@ -1,0 +1,111 @@
+"""The command line: what users type, what it prints, exit codes, --force, atomic outputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import nicodec
+from nicodec import zoo
+from nicodec.cli import main
+
+
+@pytest.fixture
+def workspace(tmp_path, rng):
+    codec = nicodec.create("factorized", N=8, M=8, levels=3, seed=0)
+    weights = tmp_path / "tiny.safetensors"
+    codec.save(weights)
+    image = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (30, 45, 3), dtype=np.uint8)).save(image)
+    return tmp_path, weights, image
+
+
+def test_compress_then_decompress_prints_what_it_did(workspace, capsys):
+    tmp, weights, image = workspace
+    assert main(["compress", str(image), "--model", str(weights), "--quality", "2.5"]) == 0
+    line = capsys.readouterr().out
+    assert "photo.nic" in line and "bytes" in line and "bpp" in line and " s" in line
+    nic = tmp / "photo.nic"
+    assert nic.read_bytes()[:4] == b"\x89NIC"
+    assert main(["decompress", str(nic), "--model", str(weights)]) == 0
+    assert "photo.decoded.png" in capsys.readouterr().out
+    decoded = Image.open(tmp / "photo.decoded.png")
+    assert decoded.size == (45, 30) and decoded.mode == "RGB"
+
+
+def test_existing_outputs_need_force_and_inputs_are_never_overwritten(workspace, capsys):
+    tmp, weights, image = workspace
+    out = tmp / "x.nic"
+    out.write_bytes(b"keep me")
+    assert main(["compress", str(image), "-o", str(out), "--model", str(weights)]) == 2
+    assert out.read_bytes() == b"keep me"
+    assert "--force" in capsys.readouterr().err
+    assert main(["compress", str(image), "-o", str(out), "--model", str(weights), "--force"]) == 0
+    assert out.read_bytes()[:4] == b"\x89NIC"
+    assert main(["compress", str(image), "-o", str(image), "--model", str(weights), "--force"]) == 2
+    assert "input" in capsys.readouterr().err
+    assert Image.open(image).size == (45, 30)
+
+
+def test_info_shows_the_header(workspace, capsys):
+    tmp, weights, image = workspace
+    main(["compress", str(image), "--model", str(weights), "-q", "1.5"])
+    capsys.readouterr()
+    assert main(["info", str(tmp / "photo.nic")]) == 0
+    out = capsys.readouterr().out
+    assert "factorized" in out and "45x30 RGB" in out and "quality:    1.5" in out and "bpp" in out
+
+
+def test_models_lists_every_architecture(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in nicodec.ARCHITECTURES:
+        assert name in out
+
+
+def test_user_errors_exit_2_with_one_line(workspace, capsys):
+    tmp, weights, image = workspace
+    cases = [
+        ["compress", str(tmp / "missing.png"), "--model", str(weights)],
+        ["compress", str(image), "--model", "no-such-model"],
+        ["compress", str(image), "--model", str(weights), "--quality", "9"],
+        ["compress", str(weights), "-o", str(tmp / "w.nic"), "--model", str(weights)],
+        ["info", str(image)],
+        ["decompress", str(tmp / "missing.nic")],
+    ]
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("nicodec: error:") and err.count("\n") == 1, (argv, err)
+    assert not (tmp / "w.nic").exists()
+
+
+def test_demo_runs_the_default_model_on_the_bundled_sample():
+    result = subprocess.run([sys.executable, "-m", "nicodec", "demo", "--quality", "2"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "sample.png" in result.stdout and "bpp" in result.stdout and "PSNR" in result.stdout
+
+
+def test_shipped_weights_are_found_by_name_and_from_the_file_header(tmp_path, monkeypatch, sample_image):
+    codec = nicodec.create("meanscale", N=8, M=8, levels=2, seed=5)
+    codec.save(tmp_path / "meanscale.safetensors", half=True)
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    zoo._load_file.cache_clear()
+    assert "meanscale" in zoo.shipped_weights()
+    shipped = nicodec.load("meanscale")
+    data = shipped.compress(sample_image.crop((0, 0, 64, 64)), quality=1.5)
+    assert nicodec.decompress(data).size == (64, 64)  # model found from the header alone
+    zoo._load_file.cache_clear()
+
+
+def test_fp16_weights_keep_the_bitstream_buffers_exact(tmp_path):
+    codec = nicodec.create("hyperprior", N=8, M=8, levels=2, seed=2)
+    codec.save(tmp_path / "w.safetensors", half=True)
+    loaded = nicodec.load(str(tmp_path / "w.safetensors"))
+    assert np.array_equal(loaded.model.z_model.quantiles.numpy(), codec.model.z_model.quantiles.numpy())
+    zoo._load_file.cache_clear()
