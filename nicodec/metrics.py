@@ -8,7 +8,8 @@ Both follow the conventions of the published Kodak results we compare against (C
   0.1333), an 11x11 Gaussian window with sigma 1.5 applied as a separable "valid" filter,
   K = (0.01, 0.03), data range 255, 2x2 average-pool downsampling (padding odd sizes as
   pytorch-msssim does), negative contrast terms clamped at 0; computed per channel and averaged
-  over R, G and B. It is computed in float64 and agrees with ``pytorch_msssim.ms_ssim`` (whose window is float32) to ~1e-6.
+  over R, G and B. It is computed in float64 and agrees with ``pytorch_msssim.ms_ssim`` (whose
+  window is float32) to ~1e-6.
 """
 
 from __future__ import annotations
@@ -138,8 +139,8 @@ def ms_ssim(a, b) -> float:
     weights = weights / weights.sum()
     g = _gauss_1d(win, WIN_SIGMA)
     with torch.no_grad():
-        x = torch.from_numpy(a).to(torch.float64).permute(2, 0, 1).unsqueeze(0)
-        y = torch.from_numpy(b).to(torch.float64).permute(2, 0, 1).unsqueeze(0)
+        x = torch.tensor(a, dtype=torch.float64).permute(2, 0, 1).unsqueeze(0)
+        y = torch.tensor(b, dtype=torch.float64).permute(2, 0, 1).unsqueeze(0)
         terms = []
         for i in range(scales):
             ssim_c, cs_c = _ssim_cs(x, y, g)
