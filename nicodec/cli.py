@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import NicodecError
 
-_REGISTRARS: list[str] = ["nicodec.evaluation.cli"]  # modules with register(subparsers) adding more subcommands
+_REGISTRARS: list[str] = ["nicodec.evaluation.cli", "nicodec.training.cli"]  # modules with register(subparsers) adding more subcommands
 
 
 def _codec(model: str):

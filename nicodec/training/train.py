@@ -1,0 +1,601 @@
+"""Training: rate–distortion optimisation of a variable-rate nicodec model, in one file.
+
+Read :func:`train` top to bottom: distributed setup → data → model and optimiser → resume →
+the loop (batch, loss, step, log, validate, checkpoint) → final checkpoint. The learning-rate
+schedule (:func:`learning_rate`) and the loss (:func:`rd_loss`) are pure functions.
+
+    nicodec train --model meanscale --data ~/photos --out runs/ms             # one CPU / GPU
+    torchrun --standalone --nproc_per_node=4 -m nicodec train --data ~/photos  # DDP, 4 GPUs
+    nicodec export runs/ms -o meanscale.safetensors
+
+Loss (CompressAI's convention, so λ values mean the same as there): per batch element,
+R + λ·255²·MSE with R in bits per pixel and MSE on [0, 1] images, or R + λ·(1 − MS-SSIM).
+Each element draws a rate level l ∈ 1..L and is trained with λ_l at quality l.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from .. import __version__
+from ..codec import Codec
+from ..errors import NicodecError
+from ..metrics import MSSSIM_WEIGHTS, msssim_scales
+from ..models import ARCHITECTURES, CompressionModel, ModelConfig, ModelOutput, build_model
+from ..weights import atomic_write, save_weights
+from .data import PatchSampler, load_images
+
+# CompressAI's λ tables (first six of eight levels), so that rates and λ values compare directly.
+DEFAULT_LAMBDAS = {
+    "mse": (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483),
+    "ms-ssim": (2.40, 4.58, 8.73, 16.64, 31.73, 60.50),
+}
+QUANT_MODES = ("noise", "ste", "mixed")
+CHECKPOINT = "checkpoint.pt"
+
+
+def default_quant(architecture: str) -> str:
+    """Quantisation proxy when none is given: see docs/training.md for how this was chosen."""
+    return "noise" if architecture == "factorized" else "mixed"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; saved in checkpoints and exported weights."""
+
+    data: str  # folder of training images (recursive)
+    model: str = "meanscale"  # architecture: factorized | hyperprior | meanscale
+    N: int = 128  # transform channels
+    M: int = 192  # latent channels
+    lambdas: tuple[float, ...] = ()  # one per rate level; () = DEFAULT_LAMBDAS[distortion]
+    distortion: str = "mse"  # mse | ms-ssim
+    quant: str = ""  # noise | ste | mixed; "" = default_quant(model)
+    steps: int = 300_000
+    batch: int = 16  # per process (global batch = batch × processes)
+    patch: int = 256
+    min_scale: float = 1.0  # < 1: random downscaling by s ∈ [min_scale, 1] before cropping
+    lr: float = 1e-4
+    warmup: int = 1000  # linear warm-up steps
+    decay_fraction: float = 0.15  # cosine decay over the last 15 % of the steps ...
+    final_lr_ratio: float = 0.05  # ... down to lr × 0.05
+    clip: float = 1.0  # gradient-norm clipping (0 = off)
+    seed: int = 0
+    out: str = ""  # run folder; "" = runs/<model>
+    resume: bool = False
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+    val: str = ""  # folder of validation images ("" = no validation)
+    val_every: int = 5000
+    checkpoint_every: int = 5000
+    log_every: int = 50
+    stop_at: int = 0  # stop cleanly (checkpoint saved) after this step; 0 = run to `steps`
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    compile: bool = False  # torch.compile the model (CUDA; experimental)
+    progress: bool = True  # tqdm bar
+
+    def __post_init__(self):
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        if self.model not in ARCHITECTURES:
+            raise NicodecError(f"unknown model {self.model!r}; choose from {', '.join(ARCHITECTURES)}")
+        if self.distortion not in DEFAULT_LAMBDAS:
+            raise NicodecError(f"unknown distortion {self.distortion!r}; choose mse or ms-ssim")
+        set_("lambdas", tuple(float(v) for v in self.lambdas) or DEFAULT_LAMBDAS[self.distortion])
+        set_("quant", self.quant or default_quant(self.model))
+        set_("out", self.out or f"runs/{self.model}")
+        stride = ARCHITECTURES[self.model].stride
+        checks = [
+            (all(v > 0 for v in self.lambdas), f"λ values must be positive, got {self.lambdas}"),
+            (self.quant in QUANT_MODES, f"unknown quantisation {self.quant!r}; choose {', '.join(QUANT_MODES)}"),
+            (self.patch > 0 and self.patch % stride == 0, f"--patch must be a multiple of {stride} for {self.model}, got {self.patch}"),
+            (self.steps > 0 and self.batch > 0, "--steps and --batch must be positive"),
+            (0 < self.min_scale <= 1, f"min_scale must be in (0, 1], got {self.min_scale}"),
+            (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.device in ("auto", "cpu", "cuda"), f"unknown device {self.device!r}; choose auto, cpu or cuda"),
+            (self.precision in ("auto", "bf16", "fp32"), f"unknown precision {self.precision!r}"),
+            (min(self.val_every, self.checkpoint_every, self.log_every) > 0, "--val-every, --checkpoint-every and log_every must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise NicodecError(message)
+
+    @property
+    def levels(self) -> int:
+        return len(self.lambdas)
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(N=self.N, M=self.M, levels=self.levels)
+
+
+# Fields that define the model and its objective: a resumed run must not change them.
+_FIXED_ON_RESUME = ("model", "N", "M", "lambdas", "distortion")
+
+
+# --------------------------------------------------------------------------- pure functions
+
+
+def learning_rate(step: int, c: TrainConfig) -> float:
+    """LR for optimiser step ``step`` (0-based): linear warm-up, constant, cosine decay at the end."""
+    if step < c.warmup:
+        return c.lr * (step + 1) / c.warmup
+    decay_start = int(c.steps * (1 - c.decay_fraction))
+    if step < decay_start:
+        return c.lr
+    t = min(1.0, (step - decay_start) / max(1, c.steps - decay_start))
+    return c.lr * (c.final_lr_ratio + (1 - c.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def rd_loss(x: Tensor, out: ModelOutput, lam: Tensor, distortion: str) -> tuple[Tensor, dict[str, Tensor]]:
+    """Mean over the batch of R + λ·D; x: (B, 3, H, W) in [0, 1], lam: (B,) per-element λ.
+
+    R is in bits per pixel (−log2 of the likelihoods, in fp32 whatever the autocast dtype);
+    D is 255²·MSE or 1 − MS-SSIM. Returns the loss and detached (scalar) loss, bpp and MSE.
+    """
+    b, _, h, w = x.shape
+    bits = sum(-torch.log2(p.float()).reshape(b, -1).sum(1) for p in out.likelihoods.values())  # (B,)
+    bpp = bits / (h * w)
+    x_hat = out.x_hat.float()
+    mse = (x_hat - x).square().reshape(b, -1).mean(1)  # (B,)
+    dist = 255**2 * mse if distortion == "mse" else 1 - ms_ssim(x_hat, x)
+    loss = (bpp + lam * dist).mean()
+    return loss, {"loss": loss.detach(), "bpp": bpp.mean().detach(), "mse": mse.mean().detach()}
+
+
+def ms_ssim(x: Tensor, y: Tensor) -> Tensor:
+    """Differentiable MS-SSIM of (B, 3, H, W) images in [0, 1] → (B,), averaged over channels.
+
+    Same definition as :func:`nicodec.metrics.ms_ssim` (Gaussian 11×11 σ 1.5 "valid" window,
+    5 scales with fewer for small images, negative terms clamped); computed in fp32.
+    """
+    scales, win = msssim_scales(x.shape[2], y.shape[3])
+    weights = torch.tensor(MSSSIM_WEIGHTS[:scales], device=x.device)
+    weights = weights / weights.sum()
+    g = torch.exp(-((torch.arange(win, device=x.device, dtype=torch.float32) - win // 2) ** 2) / (2 * 1.5**2))
+    g = (g / g.sum()).repeat(x.shape[1], 1, 1, 1)  # (C, 1, 1, win)
+    blur = lambda t: F.conv2d(F.conv2d(t, g, groups=t.shape[1]), g.transpose(2, 3), groups=t.shape[1])  # noqa: E731
+    c1, c2 = 0.01**2, 0.03**2
+    terms = []
+    for i in range(scales):
+        mu_x, mu_y = blur(x), blur(y)
+        s_xx, s_yy, s_xy = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
+        cs = (2 * s_xy + c2) / (s_xx + s_yy + c2)
+        if i < scales - 1:
+            terms.append(cs.mean((2, 3)))  # (B, C)
+            pad = [s % 2 for s in x.shape[2:]]
+            x, y = F.avg_pool2d(x, 2, padding=pad), F.avg_pool2d(y, 2, padding=pad)
+    terms.append(((2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs).mean((2, 3)))
+    # clamp instead of relu: x**w has an infinite gradient at 0
+    values = torch.stack(terms).clamp(min=1e-6) ** weights[:, None, None]  # (scales, B, C)
+    return values.prod(0).mean(1)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(c: TrainConfig) -> Path:
+    """Train (or resume) the run in ``c.out``; returns the path of its last checkpoint.
+
+    Stops cleanly on SIGINT/SIGTERM: finishes the step, saves a checkpoint and raises
+    :class:`Interrupted` (a KeyboardInterrupt); ``resume=True`` then continues exactly.
+    """
+    # -- processes and device: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK
+    rank, world, local_rank = (int(os.environ.get(k, d)) for k, d in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)))
+    device = _device(c.device, local_rank)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(minutes=60))
+    master = rank == 0
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    bf16 = c.precision == "bf16" or (c.precision == "auto" and device.type == "cuda")
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = True  # TF32 convolutions; matmuls (the density) stay fp32
+        torch.backends.cudnn.benchmark = True
+    out = Path(c.out)
+    ckpt_path = out / CHECKPOINT
+    if c.resume and not ckpt_path.is_file():
+        raise NicodecError(f"nothing to resume: no checkpoint at {ckpt_path}")
+    if not c.resume and ckpt_path.exists():
+        raise NicodecError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    if master:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(c), indent=2) + "\n")
+    log = tqdm.write if master else (lambda *_: None)
+
+    # -- data: decoded once; this rank's slice of the files; crops cut on the device
+    try:
+        images = load_images(c.data, min_side=c.patch, shard=(rank, world))
+        counts = _all_sum([len(images), min(1, len(images))], device, world)  # images, ranks with data
+        if counts[1] < world:
+            raise NicodecError(f"{c.data} has too few readable images for {world} processes")
+        sampler = PatchSampler(images, c.patch, c.batch, device, seed=2 * (c.seed * 1024 + rank), min_scale=c.min_scale)
+    except torch.cuda.OutOfMemoryError:
+        raise NicodecError(f"the training images of {c.data} do not fit in GPU memory; use fewer or smaller images") from None
+    data_info = {"folder": Path(c.data).resolve().name, "images": int(counts[0])}
+    val_images = load_images(c.val) if master and c.val else []
+
+    # -- model and optimiser (same initial weights on every rank; DDP broadcasts rank 0's anyway)
+    torch.manual_seed(c.seed)
+    raw_model = build_model(c.model, c.model_config()).to(device)
+    optimizer = torch.optim.Adam(raw_model.parameters(), lr=c.lr)
+    torch.manual_seed(2 * (c.seed * 1024 + rank) + 1)  # the quantisation noise differs per rank
+    step = 0
+    if c.resume:  # model, optimiser, step and every random stream (the LR is a function of step)
+        ckpt = load_checkpoint(ckpt_path)
+        _check_compatible(ckpt["config"], c)
+        raw_model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        step = ckpt["step"]
+        if len(ckpt["rng"]) == world:
+            _set_rng_state(ckpt["rng"][rank], sampler, device)
+        else:
+            warnings.warn(f"checkpoint was made by {len(ckpt['rng'])} processes, not {world}: random streams restart")
+        log(f"resuming {ckpt_path} at step {step}")
+    if device.type == "cuda":
+        raw_model = raw_model.to(memory_format=torch.channels_last)
+    if bf16:
+        _autocast_transforms(raw_model, device.type)
+    model: nn.Module = raw_model
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(raw_model, device_ids=[local_rank] if device.type == "cuda" else None)
+    if c.compile:
+        model = torch.compile(model)
+    lambdas = torch.tensor(c.lambdas, device=device)
+
+    # -- logs (rank 0): progress bar, CSVs, optional TensorBoard
+    train_log = _CsvLog(out / "train.csv", ["step", "lr", "loss", "bpp", "mse", "psnr", "mpix_s", "seconds"], step, master)
+    val_log = _CsvLog(out / "val.csv", ["step", "level", "lambda", "bpp_real", "bpp_est", "psnr", "ms_ssim", "images"], step, master and bool(c.val))
+    tb = _tensorboard(out / "tb") if master else None
+    params = sum(p.numel() for p in raw_model.parameters())
+    log(f"training {c.model} (N={c.N}, M={c.M}, {c.levels} levels, {params / 1e6:.2f} M parameters) on "
+        f"{data_info['images']} images, {world} process(es), {device.type}{' bf16' if bf16 else ' fp32'}, quant {c.quant}")
+    bar = tqdm(total=c.steps, initial=step, unit="step", dynamic_ncols=True, disable=not (master and c.progress))
+    pixels_per_step = c.batch * c.patch**2 * world
+    sums, n, t_last = torch.zeros(3, device=device), 0, time.perf_counter()
+    stopped_by = None
+
+    # -- the loop
+    with _StopOnSignal() as stop:
+        while step < c.steps:
+            lr = learning_rate(step, c)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = sampler.next_batch()  # (B, 3, P, P) in [0, 1]
+            levels = sampler.levels(c.levels)  # (B,) in 1..L
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            levels = levels.to(device)
+            out_ = model(x, levels.float(), mode=c.quant)
+            loss, stats = rd_loss(x, out_, lambdas[levels - 1], c.distortion)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if c.clip:
+                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), c.clip)
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            sums += torch.stack([stats["loss"], stats["bpp"], stats["mse"]])
+            n += 1
+
+            # log every log_every steps; under DDP this is also where ranks agree on stopping
+            stop_now = world == 1 and stop.signal is not None
+            if step % c.log_every == 0 or step == c.steps:
+                flag = torch.tensor([float(stop.signal is not None)], device=device)
+                loss_v, bpp_v, mse_v, flag_v = _mean_and_flag(sums / n, flag, world)
+                seconds = time.perf_counter() - t_last
+                row = {"step": step, "lr": lr, "loss": loss_v, "bpp": bpp_v, "mse": mse_v,
+                       "psnr": -10 * math.log10(max(mse_v, 1e-10)), "mpix_s": n * pixels_per_step / seconds / 1e6,
+                       "seconds": seconds}
+                train_log.write(row)
+                _tb_add(tb, "train", row, step)
+                bar.set_postfix(loss=f"{loss_v:.4g}", bpp=f"{bpp_v:.3f}", psnr=f"{row['psnr']:.2f}", mpix_s=f"{row['mpix_s']:.2f}")
+                sums.zero_()
+                n, t_last = 0, time.perf_counter()
+                stop_now = flag_v > 0
+            if master and val_images and (step % c.val_every == 0 or step == c.steps):
+                rows = validate(raw_model, c, val_images, device)
+                for r in rows:
+                    val_log.write({"step": step, **r})
+                    _tb_add(tb, f"val/level{r['level']}", r, step)
+                column = lambda key, fmt: " ".join(format(r[key], fmt) for r in rows)  # noqa: E731
+                log(f"val step {step}, levels 1..{c.levels}: bpp {column('bpp_real', '.3f')} "
+                    f"(estimated {column('bpp_est', '.3f')}), PSNR {column('psnr', '.2f')} dB")
+            stop_now = stop_now or step == c.stop_at
+            if step % c.checkpoint_every == 0 or step == c.steps or stop_now:
+                save_checkpoint(ckpt_path, raw_model, optimizer, step, c, sampler, data_info, device, rank, world)
+                log(f"checkpoint at step {step}: {ckpt_path}")
+            if stop_now:
+                stopped_by = stop.signal
+                break
+    bar.close()
+    train_log.close(), val_log.close()
+    if tb is not None:
+        tb.close()
+    if world > 1:
+        dist.destroy_process_group()
+    if stopped_by is not None:
+        name = signal.Signals(stopped_by).name
+        log(f"stopped by {name} at step {step}; checkpoint saved: {ckpt_path} (continue with --resume)")
+        raise Interrupted(ckpt_path, name)
+    return ckpt_path
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by SIGINT / SIGTERM after saving a checkpoint (``.checkpoint``)."""
+
+    def __init__(self, checkpoint: Path, signal_name: str):
+        super().__init__(f"stopped by {signal_name}; checkpoint saved: {checkpoint}")
+        self.checkpoint = checkpoint
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@torch.no_grad()
+def validate(model: CompressionModel, c: TrainConfig, images: list[Tensor], device: torch.device) -> list[dict]:
+    """Per rate level, over (3, H, W) uint8 images: the REAL bpp of ``Codec.compress`` (whole
+    ``.nic`` files, header included), the estimated bpp of ``model.estimate`` and PSNR-RGB
+    (MS-SSIM too when training for it), averaged over images.
+
+    Works on a fresh fp32 copy of the model, frozen with ``update()``: estimates on ``device``,
+    range coding on the CPU (the coder works on NumPy arrays).
+    """
+    from ..metrics import ms_ssim as ms_ssim_u8, psnr
+
+    copy = build_model(c.model, c.model_config()).to(device)
+    copy.load_state_dict(model.state_dict())
+    copy.eval()
+    estimates = {level: [] for level in range(1, c.levels + 1)}
+    for image in images:
+        h, w = image.shape[1:]
+        s = copy.stride
+        x = F.pad(image[None].to(device).float() / 255, (0, -w % s, 0, -h % s), mode="replicate")
+        for level in estimates:
+            lik = copy.estimate(x, float(level)).likelihoods
+            estimates[level].append(sum(float(-torch.log2(p).sum()) for p in lik.values()) / (h * w))
+    copy = copy.cpu()
+    copy.update()
+    codec = Codec(copy)
+    rows = []
+    for level, lam in zip(estimates, c.lambdas):
+        real, psnrs, ssims = [], [], []
+        for image in images:
+            h, w = image.shape[1:]
+            data, coded = codec.encode(image, quality=float(level))
+            decoded = (coded.x_hat[0, :, :h, :w] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+            reference = image.permute(1, 2, 0).numpy()
+            real.append(len(data) * 8 / (h * w))
+            psnrs.append(psnr(reference, decoded))
+            if c.distortion == "ms-ssim":
+                ssims.append(ms_ssim_u8(reference, decoded))
+        mean = lambda v: sum(v) / len(v) if v else float("nan")  # noqa: E731
+        rows.append({"level": level, "lambda": lam, "bpp_real": mean(real), "bpp_est": mean(estimates[level]),
+                     "psnr": mean(psnrs), "ms_ssim": mean(ssims), "images": len(images)})
+    return rows
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: Path, model: CompressionModel, optimizer, step: int, c: TrainConfig,
+                    sampler: PatchSampler, data_info: dict, device: torch.device, rank: int, world: int) -> None:
+    """Everything needed to continue exactly; collective under DDP (RNG states of every rank)."""
+    rng = [_rng_state(sampler, device)]
+    if world > 1:
+        rng = [None] * world
+        dist.all_gather_object(rng, _rng_state(sampler, device))
+    if rank != 0:
+        return
+    ckpt = {
+        "step": step,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "config": asdict(c),
+        "rng": rng,
+        "data": data_info,
+        "command": _command_line(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "nicodec_version": __version__,
+    }
+    atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by :func:`train`; a run folder stands for its checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise NicodecError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, not a checkpoint, ...
+        raise NicodecError(f"{path} is not a nicodec training checkpoint ({exc.__class__.__name__})") from None
+    if not isinstance(ckpt, dict) or not {"model", "config", "step"} <= ckpt.keys():
+        raise NicodecError(f"{path} is not a nicodec training checkpoint")
+    return ckpt
+
+
+def config_from_checkpoint(ckpt: dict, **overrides) -> TrainConfig:
+    """The run's TrainConfig, with ``overrides`` applied (unknown saved fields are ignored)."""
+    known = {f.name for f in fields(TrainConfig)}
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items() if k in known}
+    return TrainConfig(**{**saved, **overrides})
+
+
+def export_weights(checkpoint: str | Path, output: str | Path, half: bool = False) -> Path:
+    """Release weights from a checkpoint: frozen (``update()``) model + metadata, via save_weights.
+
+    ``nicodec.load(output)`` rebuilds the codec.
+    """
+    ckpt = load_checkpoint(checkpoint)
+    c = config_from_checkpoint(ckpt)
+    model = build_model(c.model, c.model_config())
+    model.load_state_dict(ckpt["model"])
+    model.update()
+    metadata = {
+        "trained": True,
+        "lambdas": list(c.lambdas),
+        "distortion": c.distortion,
+        "quant": c.quant,
+        "steps": ckpt["step"],
+        "data": ckpt.get("data", {}),
+        "recipe": {k: getattr(c, k) for k in ("batch", "patch", "min_scale", "lr", "warmup", "decay_fraction", "final_lr_ratio", "clip", "seed")},
+        "date": ckpt.get("date"),
+        "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": ckpt.get("command"),
+        "nicodec_version": __version__,
+    }
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise NicodecError(f"output folder {output.parent} does not exist")
+    save_weights(output, model, metadata, half=half)
+    return output
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise NicodecError("--device cuda, but torch sees no CUDA GPU")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def _autocast_transforms(model: CompressionModel, device_type: str) -> None:
+    """Run the transforms (g_a, g_s, h_a, h_s: the model's nn.Sequential children) under bf16
+    autocast. Entropy models and gains run outside it, so likelihoods and rates stay fp32.
+    (An instance attribute: the state dict is unchanged.)"""
+    for module in model.children():
+        if isinstance(module, nn.Sequential):
+            module.forward = torch.autocast(device_type, dtype=torch.bfloat16)(module.forward)
+
+
+def _all_sum(values, device: torch.device, world: int) -> list[float]:
+    """Sum a list of numbers over processes (identity for one process)."""
+    if world == 1:
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _mean_and_flag(means: Tensor, flag: Tensor, world: int) -> list[float]:
+    """Average the per-process means over processes; any process's stop flag stops all."""
+    values = torch.cat([means.double(), flag.double()])
+    if world > 1:
+        dist.all_reduce(values)
+        values[:-1] /= world
+    return values.tolist()
+
+
+def _rng_state(sampler: PatchSampler, device: torch.device) -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "data": sampler.generator.get_state(),
+    }
+
+
+def _set_rng_state(state: dict, sampler: PatchSampler, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    sampler.generator.set_state(state["data"])
+
+
+def _check_compatible(saved: dict, c: TrainConfig) -> None:
+    for name in _FIXED_ON_RESUME:
+        old, new = saved[name], getattr(c, name)
+        if (tuple(old) if isinstance(old, list) else old) != new:
+            raise NicodecError(f"the checkpoint was trained with {name}={old}, not {new}: resume with the same settings or start a new --out")
+
+
+def _command_line() -> str:
+    return " ".join(["nicodec" if Path(sys.argv[0]).name in ("nicodec", "__main__.py") else sys.argv[0], *sys.argv[1:]])
+
+
+class _StopOnSignal:
+    """SIGINT / SIGTERM set ``signal``; the loop finishes its step, checkpoints and stops.
+    A second SIGINT interrupts at once. Does nothing outside the main thread."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+class _CsvLog:
+    """Append rows to a CSV; on resume, rows after the resumed step are dropped first."""
+
+    def __init__(self, path: Path, columns: list[str], resume_step: int, enabled: bool):
+        self.file = None
+        if not enabled:
+            return
+        kept = []
+        if resume_step and path.exists():
+            with path.open(newline="") as f:
+                kept = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        self.file = path.open("w", newline="")
+        self.writer = csv.DictWriter(self.file, columns, extrasaction="ignore")
+        self.writer.writeheader()
+        self.writer.writerows(kept)
+        self.file.flush()
+
+    def write(self, row: dict) -> None:
+        if self.file is not None:
+            self.writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _tensorboard(folder: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: CSV logs only
+        return None
+    return SummaryWriter(str(folder))
+
+
+def _tb_add(tb, prefix: str, row: dict, step: int) -> None:
+    if tb is not None:
+        for k, v in row.items():
+            if k not in ("step", "level") and isinstance(v, (int, float)) and math.isfinite(v):
+                tb.add_scalar(f"{prefix}/{k}", v, step)

@@ -1,0 +1,224 @@
+"""Training: the loss goes down, resume is exact, exports load and code, DDP runs, errors are clear.
+
+Tiny models (N, M ≤ 16) on small crops of the bundled sample photograph, one torch thread.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import nicodec
+from nicodec import zoo
+from nicodec.cli import main
+from nicodec.metrics import ms_ssim as ms_ssim_u8
+from nicodec.models import ModelOutput, build_model
+from nicodec.training import TrainConfig, export_weights, learning_rate, rd_loss, train
+from nicodec.training.data import PatchSampler, load_images
+from nicodec.training.train import _autocast_transforms, load_checkpoint, ms_ssim
+
+SAMPLE = Path(nicodec.__file__).parent / "assets" / "sample.png"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+pytestmark = pytest.mark.filterwarnings("ignore:.*were padded:UserWarning")  # the photos fixture's small image
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """Six 96×96 crops of the sample photograph and one 40×50 image (smaller than a 64 patch)."""
+    folder = tmp_path_factory.mktemp("photos")
+    sample = Image.open(SAMPLE).convert("RGB")
+    for i, (x, y) in enumerate([(0, 0), (200, 40), (400, 280), (100, 250), (300, 150), (410, 10)]):
+        sample.crop((x, y, x + 96, y + 96)).save(folder / f"crop{i}.png")
+    (folder / "nested").mkdir()
+    sample.crop((50, 50, 100, 90)).save(folder / "nested" / "small.jpg")
+    return folder
+
+
+def tiny(photos: Path, out: Path, **overrides) -> TrainConfig:
+    settings = dict(data=str(photos), out=str(out), model="hyperprior", N=8, M=8, lambdas=(0.005, 0.02, 0.08),
+                    patch=64, batch=4, steps=20, lr=2e-3, warmup=5, log_every=5, checkpoint_every=1000,
+                    progress=False, device="cpu")
+    return TrainConfig(**{**settings, **overrides})
+
+
+def fixed_batch_loss(model, x: torch.Tensor, c: TrainConfig) -> float:
+    """Rate–distortion loss of the hard-rounded model at every level on one fixed batch."""
+    losses = []
+    for level, lam in enumerate(c.lambdas, 1):
+        out = model.estimate(x, float(level))
+        losses.append(float(rd_loss(x, out, torch.full((x.shape[0],), lam), c.distortion)[0]))
+    return sum(losses) / len(losses)
+
+
+def test_fifty_steps_lower_the_rate_distortion_loss(photos, tmp_path):
+    c = tiny(photos, tmp_path / "run", model="factorized", patch=32, steps=50, log_every=10)
+    x = PatchSampler(load_images(photos, 32), 32, 8, torch.device("cpu"), seed=99).next_batch()
+    torch.manual_seed(c.seed)
+    before = fixed_batch_loss(build_model(c.model, c.model_config()), x, c)
+    ckpt = load_checkpoint(train(c))
+    model = build_model(c.model, c.model_config())
+    model.load_state_dict(ckpt["model"])
+    after = fixed_batch_loss(model, x, c)
+    assert ckpt["step"] == 50
+    assert after < 0.7 * before, (before, after)
+    rows = (tmp_path / "run" / "train.csv").read_text().splitlines()
+    assert rows[0].startswith("step,lr,loss,bpp,mse,psnr,mpix_s") and len(rows) == 6
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(photos, tmp_path):
+    straight = load_checkpoint(train(tiny(photos, tmp_path / "straight")))
+    first = load_checkpoint(train(tiny(photos, tmp_path / "resumed", stop_at=10)))
+    assert first["step"] == 10
+    resumed = load_checkpoint(train(tiny(photos, tmp_path / "resumed", resume=True)))
+    assert resumed["step"] == straight["step"] == 20
+    for key, value in straight["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=1e-6, atol=1e-7, msg=key)
+    steps = [line.split(",")[0] for line in (tmp_path / "resumed" / "train.csv").read_text().splitlines()[1:]]
+    assert steps == ["5", "10", "15", "20"]  # rows past the checkpoint would have been dropped
+
+
+def test_exported_weights_load_and_round_trip_an_image_through_a_file(photos, tmp_path):
+    train(tiny(photos, tmp_path / "run", steps=6, val=str(photos), val_every=6))
+    val = (tmp_path / "run" / "val.csv").read_text().splitlines()
+    assert val[0].startswith("step,level,lambda,bpp_real,bpp_est,psnr") and len(val) == 1 + 3
+    weights = tmp_path / "w.safetensors"
+    assert main(["export", str(tmp_path / "run"), "-o", str(weights), "--half"]) == 0
+    codec = nicodec.load(str(weights))
+    meta = codec.metadata
+    assert meta["lambdas"] == [0.005, 0.02, 0.08] and meta["steps"] == 6 and meta["distortion"] == "mse"
+    assert meta["data"] == {"folder": photos.name, "images": 7} and meta["date"] and meta["config"]["levels"] == 3
+    image = Image.open(photos / "crop2.png")
+    data, coded = codec.encode(image, quality=2.5)
+    (tmp_path / "crop.nic").write_bytes(data)
+    decoded = zoo.decompress((tmp_path / "crop.nic").read_bytes(), codec)
+    assert decoded.size == image.size and decoded.mode == "RGB"
+    latents = codec.decode(data).coded.latents
+    for name, latent in coded.latents.items():
+        torch.testing.assert_close(latents[name], latent, rtol=0, atol=0)
+    assert np.abs(np.asarray(decoded, float) - np.asarray(coded.x_hat[0, :, :96, :96].permute(1, 2, 0) * 255)).max() <= 0.5 + 1e-3
+
+
+def test_ddp_with_two_cpu_processes_trains_on_disjoint_slices(photos, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "nicodec",
+           "train", "--data", str(photos), "--out", str(tmp_path / "ddp"), "--model", "factorized", "--N", "8",
+           "--M", "8", "--patch", "32", "--batch", "2", "--steps", "4", "--log-every", "2", "--device", "cpu",
+           "--no-progress", "--lambdas", "0.01,0.05"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ckpt = load_checkpoint(tmp_path / "ddp")
+    assert ckpt["step"] == 4 and len(ckpt["rng"]) == 2 and ckpt["data"]["images"] == 7
+    assert not torch.equal(ckpt["rng"][0]["data"], ckpt["rng"][1]["data"])  # each rank its own crops
+    assert result.stdout.count("checkpoint at step 4") == 1  # rank 0 alone logs
+
+
+def test_sigint_finishes_the_step_saves_a_checkpoint_and_exits_cleanly(photos, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "nicodec", "train", "--data", str(photos), "--out", str(out), "--model",
+           "factorized", "--N", "8", "--M", "8", "--patch", "32", "--batch", "2", "--steps", "100000",
+           "--log-every", "1", "--device", "cpu", "--threads", "1", "--no-progress"]
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    log = out / "train.csv"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.exists() and len(log.read_text().splitlines()) > 2):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "stopped by SIGINT" in stdout
+    assert load_checkpoint(out)["step"] >= 2
+
+
+def test_bad_input_gives_one_line_errors(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(nicodec.NicodecError, match="empty"):
+        train(TrainConfig(data=str(empty), out=str(tmp_path / "a"), progress=False))
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("not an image")
+    (junk / "fake.png").write_bytes(b"\x89PNG broken")
+    cases = [
+        (["train", "--data", str(junk), "--out", str(tmp_path / "b")], "no readable images"),
+        (["train", "--data", str(tmp_path / "missing")], "not found"),
+        (["train", "--out", str(tmp_path / "c"), "--resume"], "checkpoint"),
+        (["export", str(tmp_path / "nope.pt"), "-o", str(tmp_path / "w.safetensors")], "checkpoint not found"),
+        (["train", "--data", str(junk), "--model", "hyperprior", "--patch", "100"], "multiple of 64"),
+    ]
+    for argv, message in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.startswith("nicodec: error")]
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in err, (argv, err)
+
+
+def test_data_pads_small_images_skips_unreadable_ones_and_crops_in_range(photos, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.open(photos / "crop0.png").save(folder / "a.png")
+    Image.open(photos / "nested" / "small.jpg").save(folder / "b.png")
+    (folder / "c.png").write_text("broken")
+    with pytest.warns(UserWarning) as caught:
+        images = load_images(folder, min_side=64)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "c.png" in messages and "padded" in messages
+    assert [tuple(i.shape) for i in images] == [(3, 96, 96), (3, 64, 64)]
+    sampler = PatchSampler(images, 64, 5, torch.device("cpu"), seed=0, min_scale=0.5)
+    x = sampler.next_batch()
+    assert x.shape == (5, 3, 64, 64) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert set(sampler.levels(3).tolist()) <= {1, 2, 3}
+
+
+def test_schedule_warms_up_holds_then_decays():
+    c = TrainConfig(data=".", steps=1000, lr=1e-3, warmup=100, decay_fraction=0.2, final_lr_ratio=0.1)
+    lrs = [learning_rate(s, c) for s in range(1000)]
+    assert lrs[0] == pytest.approx(1e-5) and lrs[99] == pytest.approx(1e-3) and lrs[500] == 1e-3
+    assert all(a >= b for a, b in zip(lrs[100:], lrs[101:])) and lrs[-1] == pytest.approx(1e-4, rel=0.01)
+
+
+def test_loss_uses_each_elements_lambda_and_compressai_scaling():
+    x = torch.rand(2, 3, 16, 16)
+    x_hat = x + 0.1
+    likelihoods = {"y": torch.full((2, 4, 1, 1), 0.5)}  # 4 bits per element → 4/256 bpp
+    loss, stats = rd_loss(x, ModelOutput(x_hat, likelihoods), torch.tensor([0.01, 0.1]), "mse")
+    mse = 0.01
+    assert float(stats["bpp"]) == pytest.approx(4 / 256)
+    assert float(loss) == pytest.approx(4 / 256 + (0.01 + 0.1) / 2 * 255**2 * mse, rel=1e-4)
+
+
+def test_differentiable_ms_ssim_matches_the_metric(rng):
+    a = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
+    to_t = lambda v: torch.from_numpy(v).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    x = to_t(a).requires_grad_()
+    value = ms_ssim(x, to_t(b))
+    value.sum().backward()
+    assert float(value.detach()) == pytest.approx(ms_ssim_u8(a, b), abs=1e-4)
+    assert torch.isfinite(x.grad).all()
+
+
+def test_bf16_autocast_covers_transforms_but_rates_stay_fp32():
+    model = build_model("meanscale", nicodec.ModelConfig(N=8, M=8, levels=2))
+    keys = list(model.state_dict())
+    _autocast_transforms(model, "cpu")
+    out = model(torch.rand(1, 3, 64, 64), torch.tensor([1.0]), mode="mixed")
+    assert out.x_hat.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in out.likelihoods.values())
+    assert list(model.state_dict()) == keys
