@@ -163,7 +163,7 @@ def ms_ssim(x: Tensor, y: Tensor) -> Tensor:
     Same definition as :func:`nicodec.metrics.ms_ssim` (Gaussian 11×11 σ 1.5 "valid" window,
     5 scales with fewer for small images, negative terms clamped); computed in fp32.
     """
-    scales, win = msssim_scales(x.shape[2], y.shape[3])
+    scales, win = msssim_scales(x.shape[2], x.shape[3])
     weights = torch.tensor(MSSSIM_WEIGHTS[:scales], device=x.device)
     weights = weights / weights.sum()
     g = torch.exp(-((torch.arange(win, device=x.device, dtype=torch.float32) - win // 2) ** 2) / (2 * 1.5**2))
@@ -227,7 +227,7 @@ def train(c: TrainConfig) -> Path:
     except torch.cuda.OutOfMemoryError:
         raise NicodecError(f"the training images of {c.data} do not fit in GPU memory; use fewer or smaller images") from None
     data_info = {"folder": Path(c.data).resolve().name, "images": int(counts[0])}
-    val_images = load_images(c.val) if master and c.val else []
+    val_images = load_images(c.val) if c.val else []  # every rank, so that a bad folder stops them all
 
     # -- model and optimiser (same initial weights on every rank; DDP broadcasts rank 0's anyway)
     torch.manual_seed(c.seed)
@@ -308,6 +308,7 @@ def train(c: TrainConfig) -> Path:
                 n, t_last = 0, time.perf_counter()
                 stop_now = flag_v > 0
             if master and val_images and (step % c.val_every == 0 or step == c.steps):
+                t_val = time.perf_counter()
                 rows = validate(raw_model, c, val_images, device)
                 for r in rows:
                     val_log.write({"step": step, **r})
@@ -315,10 +316,13 @@ def train(c: TrainConfig) -> Path:
                 column = lambda key, fmt: " ".join(format(r[key], fmt) for r in rows)  # noqa: E731
                 log(f"val step {step}, levels 1..{c.levels}: bpp {column('bpp_real', '.3f')} "
                     f"(estimated {column('bpp_est', '.3f')}), PSNR {column('psnr', '.2f')} dB")
+                t_last += time.perf_counter() - t_val  # throughput counts training time only
             stop_now = stop_now or step == c.stop_at
             if step % c.checkpoint_every == 0 or step == c.steps or stop_now:
+                t_save = time.perf_counter()
                 save_checkpoint(ckpt_path, raw_model, optimizer, step, c, sampler, data_info, device, rank, world)
                 log(f"checkpoint at step {step}: {ckpt_path}")
+                t_last += time.perf_counter() - t_save
             if stop_now:
                 stopped_by = stop.signal
                 break
@@ -366,8 +370,9 @@ def validate(model: CompressionModel, c: TrainConfig, images: list[Tensor], devi
         s = copy.stride
         x = F.pad(image[None].to(device).float() / 255, (0, -w % s, 0, -h % s), mode="replicate")
         for level in estimates:
-            lik = copy.estimate(x, float(level)).likelihoods
-            estimates[level].append(sum(float(-torch.log2(p).sum()) for p in lik.values()) / (h * w))
+            q = torch.full((1,), float(level), device=device)  # a float quality would be a CPU tensor
+            lik = copy.estimate(x, q).likelihoods
+            estimates[level].append(sum(float(-torch.log2(p.double()).sum()) for p in lik.values()) / (h * w))
     copy = copy.cpu()
     copy.update()
     codec = Codec(copy)
