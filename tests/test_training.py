@@ -179,7 +179,7 @@ def test_data_pads_small_images_skips_unreadable_ones_and_crops_in_range(photos,
         images = load_images(folder, min_side=64)
     messages = " ".join(str(w.message) for w in caught)
     assert "c.png" in messages and "padded" in messages
-    assert [tuple(i.shape) for i in images] == [(3, 96, 96), (3, 64, 64)]
+    assert [tuple(i.shape) for i in images] == [(96, 96, 3), (64, 64, 3)]
     sampler = PatchSampler(images, 64, 5, torch.device("cpu"), seed=0, min_scale=0.5)
     x = sampler.next_batch()
     assert x.shape == (5, 3, 64, 64) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1

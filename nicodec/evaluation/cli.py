@@ -82,7 +82,15 @@ def register(subparsers) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from nicodec.evaluation.codecs import library_versions, parse_spec
-    from nicodec.evaluation.report import bd_table, format_bd_table, nearest_points, pick_anchor, plot_rd, write_html
+    from nicodec.evaluation.report import (
+        bd_table,
+        format_bd_table,
+        format_points_table,
+        nearest_points,
+        pick_anchor,
+        plot_rd,
+        write_html,
+    )
     from nicodec.evaluation.results import load_curves, save_curve
     from nicodec.evaluation.runner import crop_path, find_images, run
 
@@ -108,6 +116,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rows = bd_table(everything, anchor)
     table = format_bd_table(rows, anchor)
     (out / "bdrate.md").write_text(table + "\n")
+    summary = [f"# Results on {args.data.name} ({len(images)} images)", "", table, ""]
+    for c in res.curves:
+        summary += [f"## {c.name}", "", c.description, "", format_points_table(c), ""]
+    (out / "summary.md").write_text("\n".join(summary))
     (out / "bdrate.json").write_text(
         json.dumps({"anchor": anchor.name, "rows": [asdict(r) for r in rows]}, indent=2) + "\n"
     )
@@ -130,7 +142,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out, curves=res.curves, anchors=anchors, anchor=anchor, bd_rows=rows, plots=plots, crops=tiles, info=info
     )
     print(table)
-    print(f"results: {out}/per_image.csv, " + ", ".join(f"{c.name}.json" for c in res.curves))
+    print(f"results: {out}/per_image.csv, summary.md, " + ", ".join(f"{c.name}.json" for c in res.curves))
     print(f"report: {report}")
     return 0
 

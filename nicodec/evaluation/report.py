@@ -17,7 +17,9 @@ from nicodec.errors import NicodecError
 from nicodec.evaluation.bdrate import bd_psnr, bd_rate
 from nicodec.evaluation.results import Curve, PointResult, quality_str
 
-__all__ = ["BDRow", "bd_table", "format_bd_table", "pick_anchor", "plot_rd", "write_html", "nearest_points"]
+__all__ = [
+    "BDRow", "bd_table", "format_bd_table", "format_points_table", "nearest_points", "pick_anchor", "plot_rd", "write_html",
+]
 
 METRICS = {"psnr": ("PSNR-RGB [dB]", "rd_psnr"), "msssim_db": ("MS-SSIM-RGB [dB]", "rd_msssim")}
 

@@ -51,7 +51,7 @@ def decode_rgb(path: Path) -> np.ndarray | str:
 def load_images(
     folder: str | Path, min_side: int = 0, shard: tuple[int, int] = (0, 1), threads: int = 8
 ) -> list[torch.Tensor]:
-    """Decode the images of ``folder`` (this shard's slice of them) into (3, H, W) uint8 tensors.
+    """Decode the images of ``folder`` (this shard's slice of them) into (H, W, 3) uint8 tensors.
 
     Images smaller than ``min_side`` on a side are padded (reflect, or replicate where the image
     is too small to reflect) up to it, with one warning saying how many. ``shard`` = (rank, world)
@@ -78,7 +78,7 @@ def load_images(
             small += 1
             pad = ((0, max(0, min_side - h)), (0, max(0, min_side - w)), (0, 0))
             a = np.pad(a, pad, mode="reflect" if min(h, w) > max(pad[0][1], pad[1][1]) else "edge")
-        images.append(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous())
+        images.append(torch.from_numpy(a))  # shares the array's memory: no second copy
     if small:
         warnings.warn(f"{small} image(s) smaller than {min_side}×{min_side} were padded (reflect/replicate)", stacklevel=2)
     return images
@@ -94,7 +94,7 @@ class PatchSampler:
 
     def __init__(self, images: list[torch.Tensor], patch: int, batch: int, device: torch.device,
                  seed: int, min_scale: float = 1.0):
-        self.images = [img.to(device) for img in images]  # uint8 (3, H, W), ragged sizes
+        self.images = [img.to(device) for img in images]  # uint8 (H, W, 3), ragged sizes
         self.patch, self.batch, self.device, self.min_scale = patch, batch, device, min_scale
         self.generator = torch.Generator().manual_seed(seed)  # CPU: cheap to draw, state saved in checkpoints
 
@@ -105,15 +105,15 @@ class PatchSampler:
         return int(torch.randint(high, (), generator=self.generator))
 
     def _crop(self, image: torch.Tensor) -> torch.Tensor:
-        """One (3, P, P) float crop in [0, 255] of a (3, H, W) uint8 image."""
-        _, h, w = image.shape
+        """One (3, P, P) float crop in [0, 255] of an (H, W, 3) uint8 image."""
+        h, w, _ = image.shape
         side = self.patch
         if self.min_scale < 1:
             low = max(self.min_scale, self.patch / min(h, w))  # the region must fit in the image
             scale = low + (1 - low) * self._uniform() if low < 1 else 1.0
             side = min(round(self.patch / scale), h, w)
         top, left = self._randint(h - side + 1), self._randint(w - side + 1)
-        crop = image[:, top : top + side, left : left + side].float()
+        crop = image[top : top + side, left : left + side].permute(2, 0, 1).float()
         if side != self.patch:
             crop = F.interpolate(crop[None], size=(self.patch, self.patch), mode="bilinear",
                                  antialias=True, align_corners=False)[0]

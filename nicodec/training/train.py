@@ -219,11 +219,12 @@ def train(c: TrainConfig) -> Path:
 
     # -- data: decoded once; this rank's slice of the files; crops cut on the device
     try:
-        images = load_images(c.data, min_side=c.patch, shard=(rank, world))
-        counts = _all_sum([len(images), min(1, len(images))], device, world)  # images, ranks with data
+        images = load_images(c.data, min_side=c.patch, shard=(rank, world))  # (H, W, 3) uint8, in RAM
+        sampler = PatchSampler(images, c.patch, c.batch, device, seed=2 * (c.seed * 1024 + rank), min_scale=c.min_scale)
+        del images  # the sampler holds the (GPU) copies
+        counts = _all_sum([len(sampler.images), min(1, len(sampler.images))], device, world)  # images, ranks with data
         if counts[1] < world:
             raise NicodecError(f"{c.data} has too few readable images for {world} processes")
-        sampler = PatchSampler(images, c.patch, c.batch, device, seed=2 * (c.seed * 1024 + rank), min_scale=c.min_scale)
     except torch.cuda.OutOfMemoryError:
         raise NicodecError(f"the training images of {c.data} do not fit in GPU memory; use fewer or smaller images") from None
     data_info = {"folder": Path(c.data).resolve().name, "images": int(counts[0])}
@@ -352,7 +353,7 @@ class Interrupted(KeyboardInterrupt):
 
 @torch.no_grad()
 def validate(model: CompressionModel, c: TrainConfig, images: list[Tensor], device: torch.device) -> list[dict]:
-    """Per rate level, over (3, H, W) uint8 images: the REAL bpp of ``Codec.compress`` (whole
+    """Per rate level, over (H, W, 3) uint8 images: the REAL bpp of ``Codec.compress`` (whole
     ``.nic`` files, header included), the estimated bpp of ``model.estimate`` and PSNR-RGB
     (MS-SSIM too when training for it), averaged over images.
 
@@ -366,9 +367,10 @@ def validate(model: CompressionModel, c: TrainConfig, images: list[Tensor], devi
     copy.eval()
     estimates = {level: [] for level in range(1, c.levels + 1)}
     for image in images:
-        h, w = image.shape[1:]
+        h, w = image.shape[:2]
         s = copy.stride
-        x = F.pad(image[None].to(device).float() / 255, (0, -w % s, 0, -h % s), mode="replicate")
+        x = image.permute(2, 0, 1)[None].to(device).float() / 255  # (1, 3, H, W)
+        x = F.pad(x, (0, -w % s, 0, -h % s), mode="replicate")
         for level in estimates:
             q = torch.full((1,), float(level), device=device)  # a float quality would be a CPU tensor
             lik = copy.estimate(x, q).likelihoods
@@ -380,10 +382,10 @@ def validate(model: CompressionModel, c: TrainConfig, images: list[Tensor], devi
     for level, lam in zip(estimates, c.lambdas):
         real, psnrs, ssims = [], [], []
         for image in images:
-            h, w = image.shape[1:]
-            data, coded = codec.encode(image, quality=float(level))
+            h, w = image.shape[:2]
+            reference = image.numpy()  # (H, W, 3) uint8
+            data, coded = codec.encode(reference, quality=float(level))
             decoded = (coded.x_hat[0, :, :h, :w] * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-            reference = image.permute(1, 2, 0).numpy()
             real.append(len(data) * 8 / (h * w))
             psnrs.append(psnr(reference, decoded))
             if c.distortion == "ms-ssim":
@@ -542,16 +544,19 @@ def _command_line() -> str:
 
 class _StopOnSignal:
     """SIGINT / SIGTERM set ``signal``; the loop finishes its step, checkpoints and stops.
-    A second SIGINT interrupts at once. Does nothing outside the main thread."""
+
+    Repeated signals are ignored: under torchrun a Ctrl-C reaches each worker twice (from the
+    terminal and forwarded by the agent), and the checkpoint must still be written. Does nothing
+    outside the main thread.
+    """
 
     def __init__(self) -> None:
         self.signal: int | None = None
         self._previous: dict = {}
 
     def _handle(self, signum, frame) -> None:
-        if self.signal is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal = signum
+        if self.signal is None:
+            self.signal = signum
 
     def __enter__(self) -> _StopOnSignal:
         if threading.current_thread() is threading.main_thread():
