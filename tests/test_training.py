@@ -20,6 +20,7 @@ from PIL import Image
 import nicodec
 from nicodec import zoo
 from nicodec.cli import main
+from nicodec.errors import NicodecError
 from nicodec.metrics import ms_ssim as ms_ssim_u8
 from nicodec.models import ModelOutput, build_model
 from nicodec.training import TrainConfig, export_weights, learning_rate, rd_loss, train
@@ -113,6 +114,26 @@ def test_exported_weights_load_and_round_trip_an_image_through_a_file(photos, tm
     for name, latent in coded.latents.items():
         torch.testing.assert_close(latents[name], latent, rtol=0, atol=0)
     assert np.abs(np.asarray(decoded, float) - np.asarray(coded.x_hat[0, :, :96, :96].permute(1, 2, 0) * 255)).max() <= 0.5 + 1e-3
+
+
+def test_init_continues_from_exported_weights_and_records_the_lineage(photos, tmp_path):
+    train(tiny(photos, tmp_path / "a", steps=4))
+    weights = tmp_path / "a.safetensors"
+    export_weights(tmp_path / "a", weights, half=True)
+    parent = nicodec.load(str(weights)).model.state_dict()
+    first = load_checkpoint(train(tiny(photos, tmp_path / "b", steps=1, lr=1e-12, init=str(weights))))
+    for key, value in parent.items():  # one step at a negligible LR: still the parent's weights
+        if key.endswith("quantiles"):
+            continue
+        torch.testing.assert_close(first["model"][key], value.float(), atol=1e-4, rtol=0)
+    assert first["lineage"][0]["from"] == "a.safetensors" and first["lineage"][0]["steps"] == 4
+    train(tiny(photos, tmp_path / "c", steps=3, init=str(tmp_path / "b")))  # from a checkpoint too
+    export_weights(tmp_path / "c", tmp_path / "c.safetensors")
+    meta = nicodec.load(str(tmp_path / "c.safetensors")).metadata
+    assert meta["steps"] == 3 and meta["total_steps"] == 4 + 1 + 3
+    assert [run["from"] for run in meta["lineage"]] == ["a.safetensors", "b"]
+    with pytest.raises(NicodecError, match="holds hyperprior"):
+        train(tiny(photos, tmp_path / "d", steps=1, N=16, init=str(weights)))
 
 
 def test_ddp_with_two_cpu_processes_trains_on_disjoint_slices(photos, tmp_path):

@@ -79,6 +79,7 @@ class TrainConfig:
     seed: int = 0
     out: str = ""  # run folder; "" = runs/<model>
     resume: bool = False
+    init: str = ""  # start a new run from these weights (.safetensors or checkpoint); fresh optimiser
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     val: str = ""  # folder of validation images ("" = no validation)
@@ -110,6 +111,7 @@ class TrainConfig:
             (self.device in ("auto", "cpu", "cuda"), f"unknown device {self.device!r}; choose auto, cpu or cuda"),
             (self.precision in ("auto", "bf16", "fp32"), f"unknown precision {self.precision!r}"),
             (min(self.val_every, self.checkpoint_every, self.log_every) > 0, "--val-every, --checkpoint-every and log_every must be positive"),
+            (not (self.init and self.resume), "--init starts a new run; --resume continues one: pass only one"),
         ]
         for ok, message in checks:
             if not ok:
@@ -236,12 +238,14 @@ def train(c: TrainConfig) -> Path:
     optimizer = torch.optim.Adam(raw_model.parameters(), lr=c.lr)
     torch.manual_seed(2 * (c.seed * 1024 + rank) + 1)  # the quantisation noise differs per rank
     step = 0
+    lineage = initial_weights(raw_model, c.init) if c.init else []
     if c.resume:  # model, optimiser, step and every random stream (the LR is a function of step)
         ckpt = load_checkpoint(ckpt_path)
         _check_compatible(ckpt["config"], c)
         raw_model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step = ckpt["step"]
+        lineage = ckpt.get("lineage", [])
         if len(ckpt["rng"]) == world:
             _set_rng_state(ckpt["rng"][rank], sampler, device)
         else:
@@ -321,7 +325,7 @@ def train(c: TrainConfig) -> Path:
             stop_now = stop_now or step == c.stop_at
             if step % c.checkpoint_every == 0 or step == c.steps or stop_now:
                 t_save = time.perf_counter()
-                save_checkpoint(ckpt_path, raw_model, optimizer, step, c, sampler, data_info, device, rank, world)
+                save_checkpoint(ckpt_path, raw_model, optimizer, step, c, sampler, data_info, device, rank, world, lineage)
                 log(f"checkpoint at step {step}: {ckpt_path}")
                 t_last += time.perf_counter() - t_save
             if stop_now:
@@ -400,8 +404,11 @@ def validate(model: CompressionModel, c: TrainConfig, images: list[Tensor], devi
 
 
 def save_checkpoint(path: Path, model: CompressionModel, optimizer, step: int, c: TrainConfig,
-                    sampler: PatchSampler, data_info: dict, device: torch.device, rank: int, world: int) -> None:
-    """Everything needed to continue exactly; collective under DDP (RNG states of every rank)."""
+                    sampler: PatchSampler, data_info: dict, device: torch.device, rank: int, world: int,
+                    lineage: list[dict] = ()) -> None:
+    """Everything needed to continue exactly; collective under DDP (RNG states of every rank).
+
+    ``lineage``: the earlier runs these weights started from (see :func:`initial_weights`)."""
     rng = [_rng_state(sampler, device)]
     if world > 1:
         rng = [None] * world
@@ -415,6 +422,7 @@ def save_checkpoint(path: Path, model: CompressionModel, optimizer, step: int, c
         "config": asdict(c),
         "rng": rng,
         "data": data_info,
+        "lineage": list(lineage),
         "command": _command_line(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "nicodec_version": __version__,
@@ -436,6 +444,31 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(ckpt, dict) or not {"model", "config", "step"} <= ckpt.keys():
         raise NicodecError(f"{path} is not a nicodec training checkpoint")
     return ckpt
+
+
+def initial_weights(model: CompressionModel, source: str | Path) -> list[dict]:
+    """Load ``model``'s weights from release weights or a checkpoint, to continue training them
+    in a new run (fresh optimiser and schedule: how training goes on across machines when only
+    the weights travel). Returns the lineage: one entry per earlier run, oldest first.
+    """
+    from ..weights import load_weights
+
+    source = Path(source)
+    if source.suffix == ".safetensors":
+        trained, meta = load_weights(source)
+        name, config, state = meta["architecture"], meta["config"], trained.state_dict()
+        earlier = meta.get("lineage", [])
+        entry = {"command": meta.get("command"), "steps": meta.get("steps"), "date": meta.get("date"), "data": meta.get("data")}
+    else:
+        ckpt = load_checkpoint(source)
+        saved = ckpt["config"]
+        name, config, state = saved["model"], {"N": saved["N"], "M": saved["M"], "levels": len(saved["lambdas"])}, ckpt["model"]
+        earlier = ckpt.get("lineage", [])
+        entry = {"command": ckpt.get("command"), "steps": ckpt["step"], "date": ckpt.get("date"), "data": ckpt.get("data")}
+    if name != model.name or config != model.config.to_dict():
+        raise NicodecError(f"--init {source} holds {name} {config}, not {model.name} {model.config.to_dict()}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() and v.dtype != torch.float64 else v for k, v in state.items()})
+    return [*earlier, {"from": source.name, **entry}]
 
 
 def config_from_checkpoint(ckpt: dict, **overrides) -> TrainConfig:
@@ -461,6 +494,8 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
         "distortion": c.distortion,
         "quant": c.quant,
         "steps": ckpt["step"],
+        "total_steps": ckpt["step"] + sum(run.get("steps") or 0 for run in ckpt.get("lineage", [])),
+        "lineage": ckpt.get("lineage", []),
         "data": ckpt.get("data", {}),
         "recipe": {k: getattr(c, k) for k in ("batch", "patch", "min_scale", "lr", "warmup", "decay_fraction", "final_lr_ratio", "clip", "seed")},
         "date": ckpt.get("date"),
