@@ -104,7 +104,7 @@ class DecodingCoder:
         index, tables = model.coding_tables(cond, shape)
         self.param_crc = zlib.crc32(np.ascontiguousarray(index, dtype="<i4").tobytes(), self.param_crc)
         symbols = entropy_coding.decode(self._streams.pop(0), index, tables)
-        latent = torch.from_numpy(symbols.reshape(tuple(shape))).to(torch.float32)
+        latent = torch.from_numpy(symbols.reshape(tuple(shape))).to(torch.float64)  # coding runs in float64
         center = model.center(cond)
         latent = latent if center is None else latent + center
         self.latents[name] = latent

@@ -7,6 +7,7 @@ and inherits training (``forward``), rate estimation, ``compress`` and ``decompr
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
@@ -107,7 +108,8 @@ class CompressionModel(nn.Module):
         """x: (1, 3, H, W). One range-coded stream per latent, in coding order."""
         q = self._quality(quality, 1)
         coder = EncodingCoder()
-        y_hat = self.code(coder, q, self.g_a(x), self._latent_size(x.shape))
+        y = self.g_a(x).double()
+        y_hat = self._coding_copy().code(coder, q.double(), y, self._latent_size(x.shape)).float()
         return Coded(coder.streams, coder.latents, self._synthesize(y_hat, q).clamp(0, 1), coder.param_crc)
 
     @torch.no_grad()
@@ -115,9 +117,26 @@ class CompressionModel(nn.Module):
         """Rebuild (1, 3, H, W) from the streams; ``size`` is the padded (H, W)."""
         q = self._quality(quality, 1)
         coder = DecodingCoder(streams)
-        y_hat = self.code(coder, q, None, self._latent_size((1, 3, *size)))
+        y_hat = self._coding_copy().code(coder, q.double(), None, self._latent_size((1, 3, *size))).float()
         coder.finish()
         return Coded(list(streams), coder.latents, self._synthesize(y_hat, q).clamp(0, 1), coder.param_crc)
+
+    def _coding_copy(self) -> CompressionModel:
+        """A float64 copy of everything but the transforms g_a and g_s, to code with.
+
+        The decoder must derive the coding tables (from the gains and the hyper-synthesis)
+        bit-identically to the encoder, on whatever machine it runs. float32 results change with
+        the thread count, the memory layout and the instruction set (most elements differ in
+        the last bits); in float64 such differences (~1e-15 relative) essentially never move a
+        value across a table boundary, and the file's parameter CRC reports the case that would.
+        """
+        modules = self._modules
+        self._modules = {k: v for k, v in modules.items() if k not in ("g_a", "g_s")}
+        try:
+            coding = copy.deepcopy(self)
+        finally:
+            self._modules = modules
+        return coding.double()
 
     @torch.no_grad()
     def update(self) -> None:

@@ -19,7 +19,7 @@ def _assert_decoder_matches_encoder(codec: nicodec.Codec, image, quality: float)
         assert torch.equal(latent, decoded.coded.latents[name]), f"latent {name} differs"
     # the decoded image is the synthesis transform applied to the decoded latents
     q = torch.tensor([decoded.header.quality])
-    y_hat = decoded.coded.latents["y"]
+    y_hat = decoded.coded.latents["y"].float()  # coded in float64, synthesised in float32
     with torch.no_grad():
         x_hat = codec.model.g_s(y_hat * codec.model.y_inverse_gain(q)).clamp(0, 1)
     h, w = decoded.header.height, decoded.header.width
@@ -115,3 +115,47 @@ def test_palette_and_cmyk_images_are_converted(tiny_codec, rng):
     transparent.info["transparency"] = 0
     assert tiny_codec.decompress(tiny_codec.compress(transparent)).mode == "RGBA"
     assert tiny_codec.decompress(tiny_codec.compress(rgb.convert("CMYK"))).mode == "RGB"
+
+
+def _table_indices(model, z: torch.Tensor, threads: int, channels_last: bool) -> np.ndarray:
+    """Gaussian table indices that the hyper-synthesis output selects, for many rates."""
+    from nicodec.entropy_models import scale_indices
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    try:
+        with torch.no_grad():
+            scales = model.h_s.to(memory_format=fmt)(z.contiguous(memory_format=fmt)).chunk(2, 1)[0].abs()
+    finally:
+        model.h_s.to(memory_format=torch.contiguous_format)
+        torch.set_num_threads(before)
+    return np.stack([scale_indices(scales * k) for k in np.logspace(0, 3, 24)])
+
+
+def test_coding_tables_do_not_depend_on_threads_or_memory_layout():
+    """A file must decode on another machine: the decoder's table choice may not depend on how
+    the convolutions are computed. In float32 a hundred of these ~7 M choices flip between
+    2 threads / NCHW and 1 thread / channels_last; the float64 coding path flips none."""
+    codec = nicodec.create("meanscale", N=32, M=48, levels=3)
+    coding = codec.model._coding_copy()
+    assert all(p.dtype == torch.float64 for p in coding.parameters())
+    z = torch.randint(-4, 5, (1, 32, 20, 20), generator=torch.Generator().manual_seed(0)).double()
+    a, b = _table_indices(coding, z, 2, False), _table_indices(coding, z, 1, True)
+    assert a.size > 7 * 10**6 and len(np.unique(a)) > 100
+    assert np.array_equal(a, b)
+
+
+def test_a_file_encoded_with_two_threads_decodes_with_one(rng):
+    codec = nicodec.create("meanscale", N=32, M=48, levels=3)
+    image = Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        data, encoded = codec.encode(image, 2.5)
+        torch.set_num_threads(1)
+        decoded = codec.decode(data)
+    finally:
+        torch.set_num_threads(before)
+    for name, latent in encoded.latents.items():
+        assert torch.equal(latent, decoded.coded.latents[name])
