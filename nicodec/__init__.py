@@ -9,11 +9,11 @@
 from .codec import Codec
 from .errors import CorruptFileError, NicodecError
 from .models import ARCHITECTURES, ModelConfig, build_model
-from .zoo import DEFAULT_MODEL, create, decompress, load, shipped_weights
+from .zoo import DEFAULT_MODEL, create, decompress, load, sample_image, shipped_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ARCHITECTURES", "Codec", "CorruptFileError", "DEFAULT_MODEL", "ModelConfig", "NicodecError",
-    "build_model", "create", "decompress", "load", "shipped_weights", "__version__",
+    "build_model", "create", "decompress", "load", "sample_image", "shipped_weights", "__version__",
 ]

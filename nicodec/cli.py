@@ -142,7 +142,7 @@ def cmd_demo(args) -> int:
     from . import zoo
     from .images import open_image
 
-    sample = Path(__file__).parent / "assets" / "sample.png"
+    sample = zoo.SAMPLE
     image = open_image(sample).convert("RGB")
     if args.model in zoo.shipped_weights() or Path(args.model).suffix == ".safetensors":
         codec = zoo.load(args.model)

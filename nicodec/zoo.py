@@ -19,6 +19,7 @@ from .models import ARCHITECTURES, ModelConfig, build_model
 from .weights import load_weights
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+SAMPLE = Path(__file__).parent / "assets" / "sample.png"  # Kodak kodim23, see assets/README.md
 DEFAULT_MODEL = "meanscale"
 
 
@@ -47,6 +48,12 @@ def load(name: str = DEFAULT_MODEL) -> Codec:
 def _load_file(path: str) -> Codec:
     model, meta = load_weights(path)
     return Codec(model, meta)
+
+
+def sample_image() -> Image.Image:
+    """The photograph bundled with the package (768×512 RGB), for demos and quick checks."""
+    with Image.open(SAMPLE) as image:
+        return image.convert("RGB")
 
 
 def create(architecture: str, *, N: int = 128, M: int = 192, levels: int = 6, seed: int = 0) -> Codec:
