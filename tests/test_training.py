@@ -177,7 +177,7 @@ def test_bad_input_gives_one_line_errors(tmp_path, capsys):
     (junk / "fake.png").write_bytes(b"\x89PNG broken")
     cases = [
         (["train", "--data", str(junk), "--out", str(tmp_path / "b")], "no readable images"),
-        (["train", "--data", str(tmp_path / "missing")], "not found"),
+        (["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "d")], "not found"),
         (["train", "--out", str(tmp_path / "c"), "--resume"], "checkpoint"),
         (["export", str(tmp_path / "nope.pt"), "-o", str(tmp_path / "w.safetensors")], "checkpoint not found"),
         (["train", "--data", str(junk), "--model", "hyperprior", "--patch", "100"], "multiple of 64"),
@@ -188,6 +188,7 @@ def test_bad_input_gives_one_line_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         lines = [line for line in err.splitlines() if line.startswith("nicodec: error")]
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in err, (argv, err)
+    assert not any((tmp_path / name).exists() for name in "abcd")  # a failed start leaves no run folder
 
 
 def test_data_pads_small_images_skips_unreadable_ones_and_crops_in_range(photos, tmp_path):

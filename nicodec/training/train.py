@@ -214,9 +214,6 @@ def train(c: TrainConfig) -> Path:
         raise NicodecError(f"nothing to resume: no checkpoint at {ckpt_path}")
     if not c.resume and ckpt_path.exists():
         raise NicodecError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-    if master:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(asdict(c), indent=2) + "\n")
     log = tqdm.write if master else (lambda *_: None)
 
     # -- data: decoded once; this rank's slice of the files; crops cut on the device
@@ -231,6 +228,9 @@ def train(c: TrainConfig) -> Path:
         raise NicodecError(f"the training images of {c.data} do not fit in GPU memory; use fewer or smaller images") from None
     data_info = {"folder": Path(c.data).resolve().name, "images": int(counts[0])}
     val_images = load_images(c.val) if c.val else []  # every rank, so that a bad folder stops them all
+    if master:  # only once the data is known to be good: a failed start leaves no folder behind
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(c), indent=2) + "\n")
 
     # -- model and optimiser (same initial weights on every rank; DDP broadcasts rank 0's anyway)
     torch.manual_seed(c.seed)
