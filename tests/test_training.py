@@ -22,10 +22,10 @@ from nicodec import zoo
 from nicodec.cli import main
 from nicodec.errors import NicodecError
 from nicodec.metrics import ms_ssim as ms_ssim_u8
-from nicodec.models import ModelOutput, build_model
+from nicodec.models import ModelConfig, ModelOutput, build_model
 from nicodec.training import TrainConfig, export_weights, learning_rate, rd_loss, train
 from nicodec.training.data import PatchSampler, load_images
-from nicodec.training.train import _autocast_transforms, load_checkpoint, ms_ssim
+from nicodec.training.train import _autocast_transforms, load_checkpoint, ms_ssim, param_groups
 
 SAMPLE = Path(nicodec.__file__).parent / "assets" / "sample.png"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -206,6 +206,22 @@ def test_data_pads_small_images_skips_unreadable_ones_and_crops_in_range(photos,
     x = sampler.next_batch()
     assert x.shape == (5, 3, 64, 64) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert set(sampler.levels(3).tolist()) <= {1, 2, 3}
+
+
+def test_densities_and_gains_train_at_their_own_learning_rate():
+    model = build_model("meanscale", ModelConfig(N=8, M=8, levels=3))
+    slow, fast = param_groups(model, 10.0)
+    assert fast["lr_ratio"] == 10.0 and slow["lr_ratio"] == 1.0
+    assert {id(p) for p in slow["params"]} | {id(p) for p in fast["params"]} == {id(p) for p in model.parameters()}
+    assert not {id(p) for p in slow["params"]} & {id(p) for p in fast["params"]}
+    expected = [*model.z_model.parameters(), *model.y_gain.parameters(), *model.y_inverse_gain.parameters(),
+                *model.z_gain.parameters()]
+    assert {id(p) for p in fast["params"]} == {id(p) for p in expected}
+    c = TrainConfig(data=".", lr=1e-4, entropy_lr_ratio=10.0, warmup=1, steps=100)
+    optimizer = torch.optim.Adam(param_groups(model, c.entropy_lr_ratio), lr=c.lr)
+    for group in optimizer.param_groups:  # as the loop does
+        group["lr"] = learning_rate(50, c) * group["lr_ratio"]
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-4, 1e-3])
 
 
 def test_schedule_warms_up_holds_then_decays():

@@ -44,6 +44,7 @@ def register(subparsers) -> None:
     p.add_argument("--quant", choices=QUANT_MODES, help="quantisation proxy (default: mixed, noise for factorized)")
     p.add_argument("--seed", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-4)")
+    p.add_argument("--entropy-lr-ratio", type=float, help="LR multiplier for densities and gains (default 10)")
     p.add_argument("--warmup", type=int, help="linear warm-up steps (default 1000)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 5000)")
     p.add_argument("--val-every", type=int, help="steps between validations (default 5000)")

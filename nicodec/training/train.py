@@ -72,6 +72,7 @@ class TrainConfig:
     patch: int = 256
     min_scale: float = 1.0  # < 1: random downscaling by s ∈ [min_scale, 1] before cropping
     lr: float = 1e-4
+    entropy_lr_ratio: float = 10.0  # LR multiplier for the densities and rate gains (see param_groups)
     warmup: int = 1000  # linear warm-up steps
     decay_fraction: float = 0.15  # cosine decay over the last 15 % of the steps ...
     final_lr_ratio: float = 0.05  # ... down to lr × 0.05
@@ -108,6 +109,7 @@ class TrainConfig:
             (self.steps > 0 and self.batch > 0, "--steps and --batch must be positive"),
             (0 < self.min_scale <= 1, f"min_scale must be in (0, 1], got {self.min_scale}"),
             (self.lr > 0, f"--lr must be positive, got {self.lr}"),
+            (self.entropy_lr_ratio > 0, f"--entropy-lr-ratio must be positive, got {self.entropy_lr_ratio}"),
             (self.device in ("auto", "cpu", "cuda"), f"unknown device {self.device!r}; choose auto, cpu or cuda"),
             (self.precision in ("auto", "bf16", "fp32"), f"unknown precision {self.precision!r}"),
             (min(self.val_every, self.checkpoint_every, self.log_every) > 0, "--val-every, --checkpoint-every and log_every must be positive"),
@@ -141,6 +143,27 @@ def learning_rate(step: int, c: TrainConfig) -> float:
         return c.lr
     t = min(1.0, (step - decay_start) / max(1, c.steps - decay_start))
     return c.lr * (c.final_lr_ratio + (1 - c.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def param_groups(model: nn.Module, entropy_lr_ratio: float) -> list[dict]:
+    """Two Adam groups: the transforms at the base LR, and the learned densities
+    (EntropyBottleneck) and rate-level gains at ``entropy_lr_ratio`` times it.
+
+    Adam moves every parameter by about the LR per step whatever its gradient, and these few
+    parameters start O(1) in log units from where they end (the density is initialised ten
+    times too wide, the gains at a guessed spread), so at 1e-4 they take ~10⁴ steps just to
+    get there while the rate stays high (docs/training.md has the comparison). The schedule
+    decays both groups alike.
+    """
+    from ..entropy_models import EntropyBottleneck
+    from ..variable_rate import Gains
+
+    fast = {id(p) for m in model.modules() if isinstance(m, (EntropyBottleneck, Gains)) for p in m.parameters()}
+    params = list(model.parameters())
+    return [
+        {"params": [p for p in params if id(p) not in fast], "lr_ratio": 1.0},
+        {"params": [p for p in params if id(p) in fast], "lr_ratio": entropy_lr_ratio},
+    ]
 
 
 def rd_loss(x: Tensor, out: ModelOutput, lam: Tensor, distortion: str) -> tuple[Tensor, dict[str, Tensor]]:
@@ -235,7 +258,7 @@ def train(c: TrainConfig) -> Path:
     # -- model and optimiser (same initial weights on every rank; DDP broadcasts rank 0's anyway)
     torch.manual_seed(c.seed)
     raw_model = build_model(c.model, c.model_config()).to(device)
-    optimizer = torch.optim.Adam(raw_model.parameters(), lr=c.lr)
+    optimizer = torch.optim.Adam(param_groups(raw_model, c.entropy_lr_ratio), lr=c.lr)
     torch.manual_seed(2 * (c.seed * 1024 + rank) + 1)  # the quantisation noise differs per rank
     step = 0
     lineage = initial_weights(raw_model, c.init) if c.init else []
@@ -279,7 +302,7 @@ def train(c: TrainConfig) -> Path:
         while step < c.steps:
             lr = learning_rate(step, c)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_ratio"]
             x = sampler.next_batch()  # (B, 3, P, P) in [0, 1]
             levels = sampler.levels(c.levels)  # (B,) in 1..L
             if device.type == "cuda":
@@ -497,7 +520,7 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
         "total_steps": ckpt["step"] + sum(run.get("steps") or 0 for run in ckpt.get("lineage", [])),
         "lineage": ckpt.get("lineage", []),
         "data": ckpt.get("data", {}),
-        "recipe": {k: getattr(c, k) for k in ("batch", "patch", "min_scale", "lr", "warmup", "decay_fraction", "final_lr_ratio", "clip", "seed")},
+        "recipe": {k: getattr(c, k) for k in ("batch", "patch", "min_scale", "lr", "entropy_lr_ratio", "warmup", "decay_fraction", "final_lr_ratio", "clip", "seed")},
         "date": ckpt.get("date"),
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": ckpt.get("command"),
