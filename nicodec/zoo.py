@@ -34,18 +34,29 @@ def load(name: str = DEFAULT_MODEL) -> Codec:
     if name not in ARCHITECTURES or path.suffix == ".safetensors":
         if path.suffix != ".safetensors" and not path.exists():
             raise NicodecError(f"unknown model {name!r}: choose from {', '.join(ARCHITECTURES)} or pass a .safetensors file")
-        return _load_file(str(path.resolve()))
+        return _load_path(path)
     weights = shipped_weights().get(name)
     if weights is None:
         raise NicodecError(
             f"no shipped weights for {name!r} in this nicodec build; train some with `nicodec train` "
             f"and pass the exported .safetensors file instead"
         )
-    return _load_file(str(weights))
+    return _load_path(weights)
+
+
+def _load_path(path: Path) -> Codec:
+    """Weights files are read once per version: the cache key has the file's inode, mtime and
+    size, so a file rewritten in place or replaced (as our atomic writes do) is read again."""
+    try:
+        st = path.stat()
+        version = (st.st_ino, st.st_mtime_ns, st.st_size)
+    except OSError:
+        version = (0, 0, 0)  # load_weights says what is wrong
+    return _load_file(str(path.resolve()), version)
 
 
 @lru_cache(maxsize=8)
-def _load_file(path: str) -> Codec:
+def _load_file(path: str, version: tuple[int, int, int]) -> Codec:
     model, meta = load_weights(path)
     return Codec(model, meta)
 

@@ -110,6 +110,27 @@ def test_eval_in_parallel_processes_adds_only_missing_points(setup, capsys):
     assert sorted(res["quality"]) == [20, 50, 80]
 
 
+def test_points_of_retrained_weights_under_the_same_name_are_measured_again(setup, tmp_path, capsys):
+    _, data, _ = setup
+    weights = tmp_path / "model.safetensors"
+    nicodec.create("factorized", N=8, M=8, levels=3, seed=0).save(weights)
+    out = tmp_path / "out"
+    args = ["eval", "--data", str(data), "--out", str(out), "--quiet", "--jobs", "1",
+            "--codec", "jpeg@50", "--codec", f"nicodec:{weights}@1,3"]
+    assert main(args) == 0
+    first = json.loads((out / "nicodec-model.json").read_text())["results"]["psnr-rgb"]
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "0 new points" in capsys.readouterr().out
+    nicodec.create("factorized", N=8, M=8, levels=3, seed=1).save(weights)  # other weights, same file
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "nicodec-model changed" in printed and "4 new points to compute, 2 already" in printed
+    assert json.loads((out / "nicodec-model.json").read_text())["results"]["psnr-rgb"] != first
+    with (out / "per_image.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 2 + 4  # jpeg kept, the model's old points gone
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "nicodec", *args], capture_output=True, text=True, cwd=REPO)
 

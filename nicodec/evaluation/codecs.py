@@ -51,6 +51,11 @@ class ImageCodec(ABC):
     def describe(self) -> str:
         return f"{self.display}; quality = {self.knob}"
 
+    def identity(self) -> str:
+        """What the measured points depend on besides (quality, image): when it changes, points
+        saved under this label are stale and are measured again."""
+        return self.describe()
+
 
 def _pil_decode(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as im:
@@ -246,6 +251,9 @@ class NicodecModel(ImageCodec):
         self.label = "nicodec-" + _safe(stem)
         self.display = f"nicodec {stem}"
 
+    def identity(self) -> str:
+        return f"{self.describe()}; weights {self.model.weights_id.hex()}"
+
     def encode(self, rgb: np.ndarray, quality: float) -> bytes:
         return bytes(self.model.compress(rgb, quality=float(quality)))
 
@@ -305,14 +313,15 @@ _CACHE: dict[CodecSpec, ImageCodec] = {}
 
 
 def build_codec(spec: CodecSpec) -> ImageCodec:
-    """The adapter for `spec`, built once per process (models load their weights only once)."""
-    key = CodecSpec(spec.text, spec.kind, spec.target, None)
-    if key not in _CACHE:
-        if spec.kind == "nicodec":
-            _CACHE[key] = NicodecModel(spec.target)
-        else:
+    """The adapter for `spec`. Classical adapters are built once per process; models come from
+    `nicodec.load`, which caches weights per file version (a rewritten file is read again)."""
+    if spec.kind == "nicodec":
+        codec: ImageCodec = NicodecModel(spec.target)
+    else:
+        key = CodecSpec(spec.text, spec.kind, spec.target, None)
+        if key not in _CACHE:
             _CACHE[key] = CLASSICAL[spec.kind]()
-    codec = _CACHE[key]
+        codec = _CACHE[key]
     if spec.grid is not None:
         codec.check_grid(spec.grid)
     return codec

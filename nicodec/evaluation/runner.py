@@ -8,6 +8,7 @@ extended evaluation (more codecs, more qualities) only computes what is missing.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import time
@@ -29,6 +30,7 @@ __all__ = ["IMAGE_SUFFIXES", "RunResult", "crop_box", "crop_path", "find_images"
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp"}
 CSV_NAME = "per_image.csv"
+IDENTITIES_NAME = "codecs.json"
 CROPS_DIR = "crops"
 # Environment that keeps BLAS/OpenMP-backed libraries to one thread in worker processes.
 _ONE_THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
@@ -209,6 +211,7 @@ def run(
     if len(set(labels)) != len(labels):
         raise NicodecError(f"two codec specs name the same codec: {', '.join(labels)}")
     csv_path = out / CSV_NAME
+    _forget_stale_points(out, codecs, log)
     done = {r.key for r in read_rows(csv_path)}
     tasks: list[_Task] = []
     reused = 0
@@ -233,6 +236,35 @@ def run(
         curve.name = codec.label
         curves.append(curve)
     return RunResult(curves, labels, len(tasks), reused, rows)
+
+
+def _forget_stale_points(out: Path, codecs: list, log: Callable[[str], None]) -> None:
+    """Drop the saved points of codecs whose identity changed (e.g. retrained weights under the
+    same name), so that resuming never mixes two versions of a codec in one curve.
+
+    ``codecs.json`` in ``out`` maps each label to the identity its points were measured with.
+    """
+    path = out / IDENTITIES_NAME
+    try:
+        known = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        known = {}
+    stale = {c.label for c in codecs if c.label in known and known[c.label] != c.identity()}
+    csv_path = out / CSV_NAME
+    if stale and csv_path.exists():
+        rows = read_rows(csv_path)
+        kept = [r for r in rows if r.codec not in stale]
+        log(f"{', '.join(sorted(stale))} changed since {csv_path} was written: "
+            f"{len(rows) - len(kept)} points will be measured again")
+        tmp = csv_path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        append_rows(tmp, kept)
+        os.replace(tmp, csv_path)
+        for label in stale:
+            for crop in (out / CROPS_DIR).glob(f"{label}_q*.png"):
+                crop.unlink()
+    known.update({c.label: c.identity() for c in codecs})
+    path.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
 
 
 def _execute(tasks: list[_Task], csv_path: Path, jobs: int, progress: bool) -> None:

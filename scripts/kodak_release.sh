@@ -1,0 +1,33 @@
+#!/bin/bash
+# The Kodak numbers quoted in the README: the shipped models against the classical codecs measured
+# here (docs/baselines.md) and the published anchors. Run from the repository root; ~15 min on
+# 2 cores the first time, then only new points are computed (results/kodak is resumable).
+#   bash scripts/kodak_release.sh
+set -euo pipefail
+SHARED=${SHARED:-../shared}
+A=$SHARED/anchors/kodak
+OUT=${OUT:-results/kodak}
+nicodec eval --data "$SHARED/data/kodak" --out "$OUT" --jobs "${JOBS:-2}" --quiet \
+    --codec nicodec:meanscale --codec nicodec:factorized \
+    --codec jpeg --codec webp --codec avif --codec hevc \
+    --anchors "$A/vtm.json" "$A/bpg_444_x265_ycbcr.json" "$A/webp.json" "$A/jpeg.json" \
+              "$A/compressai-bmshj2018-factorized_mse_cuda.json" "$A/compressai-bmshj2018-hyperprior_mse_cuda.json" \
+              "$A/compressai-mbt2018-mean_mse_cuda.json" \
+    --anchor vtm --target-bpp 0.25 --crop-image "$SHARED/data/kodak/kodim23.png"
+# BD-rates against the other published anchors the README quotes
+for anchor in webp bpg_444_x265_ycbcr compressai-bmshj2018-hyperprior_mse_cuda; do
+    python - "$OUT" "$A/$anchor.json" <<'PY'
+import json, sys
+from pathlib import Path
+from nicodec.evaluation.bdrate import bd_rate
+out, anchor = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
+a = anchor["results"]
+for name in ("nicodec-meanscale", "nicodec-factorized"):
+    r = json.loads((out / f"{name}.json").read_text())["results"]
+    print(f"{name} vs {anchor['name']}: BD-rate {bd_rate(a['bpp'], a['psnr-rgb'], r['bpp'], r['psnr-rgb']):+.1f} %")
+PY
+done | tee "$OUT/bd_other_anchors.txt"
+mkdir -p docs/img
+cp "$OUT/rd_psnr.png" docs/img/kodak_rd_psnr.png
+cp "$OUT/rd_msssim.png" docs/img/kodak_rd_msssim.png
+echo "plots copied to docs/img; tables: $OUT/summary.md, $OUT/bdrate.md"
