@@ -11,7 +11,7 @@ Prints a Markdown table (per codec: quality, bpp, encode/decode ms, megapixels p
 
 import sys
 
-from nicodec.evaluation.cli import main
+from nicodec.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main(["bench", *sys.argv[1:]]))

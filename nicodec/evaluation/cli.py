@@ -3,8 +3,6 @@
     nicodec eval --data ../shared/data/kodak --codec jpeg --codec webp@10,30,50 \\
         --codec nicodec:meanscale --anchors ../shared/anchors/kodak/vtm.json --anchor vtm --out results/eval
     nicodec bench --data ../shared/data/kodak --codec jpeg --codec nicodec:meanscale --max-images 4
-
-Also runnable alone as ``python -m nicodec.evaluation.cli eval ...``.
 """
 
 from __future__ import annotations
@@ -159,22 +157,3 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point with the same error contract as ``nicodec``: one line, exit 2."""
-    parser = argparse.ArgumentParser(prog="nicodec", description="nicodec evaluation tools")
-    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except NicodecError as exc:
-        print(f"nicodec: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("nicodec: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
