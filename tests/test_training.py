@@ -166,6 +166,13 @@ def test_sigint_finishes_the_step_saves_a_checkpoint_and_exits_cleanly(photos, t
     assert load_checkpoint(out)["step"] >= 2
 
 
+def test_a_time_limit_stops_cleanly_with_a_checkpoint_to_resume(photos, tmp_path, capsys):
+    path = train(tiny(photos, tmp_path / "run", steps=100_000, time_limit=1e-9))
+    assert load_checkpoint(path)["step"] == 1 and "time limit" in capsys.readouterr().out
+    resumed = train(TrainConfig(**{**tiny(photos, tmp_path / "run", steps=3).__dict__, "resume": True}))
+    assert load_checkpoint(resumed)["step"] == 3
+
+
 def test_bad_input_gives_one_line_errors(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

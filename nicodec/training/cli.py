@@ -49,6 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 5000)")
     p.add_argument("--val-every", type=int, help="steps between validations (default 5000)")
     p.add_argument("--log-every", type=int, help="steps between log rows (default 50)")
+    p.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop cleanly after this many minutes (checkpoint saved; --resume continues)")
     p.add_argument("--stop-at", type=int, help="stop cleanly after this step (checkpoint saved; --resume continues)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (experimental)")

@@ -88,6 +88,7 @@ class TrainConfig:
     checkpoint_every: int = 5000
     log_every: int = 50
     stop_at: int = 0  # stop cleanly (checkpoint saved) after this step; 0 = run to `steps`
+    time_limit: float = 0.0  # minutes: stop cleanly (checkpoint saved) once this much time has passed; 0 = none
     threads: int = 0  # torch CPU threads; 0 = torch's default
     compile: bool = False  # torch.compile the model (CUDA; experimental)
     progress: bool = True  # tqdm bar
@@ -114,6 +115,7 @@ class TrainConfig:
             (self.precision in ("auto", "bf16", "fp32"), f"unknown precision {self.precision!r}"),
             (min(self.val_every, self.checkpoint_every, self.log_every) > 0, "--val-every, --checkpoint-every and log_every must be positive"),
             (not (self.init and self.resume), "--init starts a new run; --resume continues one: pass only one"),
+            (self.time_limit >= 0, f"--time-limit must be positive, got {self.time_limit}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -295,7 +297,7 @@ def train(c: TrainConfig) -> Path:
     bar = tqdm(total=c.steps, initial=step, unit="step", dynamic_ncols=True, disable=not (master and c.progress))
     pixels_per_step = c.batch * c.patch**2 * world
     sums, n, t_last = torch.zeros(3, device=device), 0, time.perf_counter()
-    stopped_by = None
+    stopped_by, timed_out, t_start = None, False, time.monotonic()
 
     # -- the loop
     with _StopOnSignal() as stop:
@@ -321,10 +323,12 @@ def train(c: TrainConfig) -> Path:
             n += 1
 
             # log every log_every steps; under DDP this is also where ranks agree on stopping
-            stop_now = world == 1 and stop.signal is not None
+            out_of_time = bool(c.time_limit) and time.monotonic() - t_start >= 60 * c.time_limit
+            stop_now = world == 1 and (stop.signal is not None or out_of_time)
             if step % c.log_every == 0 or step == c.steps:
-                flag = torch.tensor([float(stop.signal is not None)], device=device)
-                loss_v, bpp_v, mse_v, flag_v = _mean_and_flag(sums / n, flag, world)
+                flag = torch.tensor([float(stop.signal is not None), float(out_of_time)], device=device)
+                loss_v, bpp_v, mse_v, flag_v, time_v = _mean_and_flag(sums / n, flag, world)
+                out_of_time = time_v > 0
                 seconds = time.perf_counter() - t_last
                 row = {"step": step, "lr": lr, "loss": loss_v, "bpp": bpp_v, "mse": mse_v,
                        "psnr": -10 * math.log10(max(mse_v, 1e-10)), "mpix_s": n * pixels_per_step / seconds / 1e6,
@@ -334,7 +338,7 @@ def train(c: TrainConfig) -> Path:
                 bar.set_postfix(loss=f"{loss_v:.4g}", bpp=f"{bpp_v:.3f}", psnr=f"{row['psnr']:.2f}", mpix_s=f"{row['mpix_s']:.2f}")
                 sums.zero_()
                 n, t_last = 0, time.perf_counter()
-                stop_now = flag_v > 0
+                stop_now = flag_v > 0 or out_of_time
             if master and val_images and (step % c.val_every == 0 or step == c.steps):
                 t_val = time.perf_counter()
                 rows = validate(raw_model, c, val_images, device)
@@ -352,7 +356,7 @@ def train(c: TrainConfig) -> Path:
                 log(f"checkpoint at step {step}: {ckpt_path}")
                 t_last += time.perf_counter() - t_save
             if stop_now:
-                stopped_by = stop.signal
+                stopped_by, timed_out = stop.signal, out_of_time and stop.signal is None
                 break
     bar.close()
     train_log.close(), val_log.close()
@@ -360,6 +364,8 @@ def train(c: TrainConfig) -> Path:
         tb.close()
     if world > 1:
         dist.destroy_process_group()
+    if timed_out:
+        log(f"time limit of {c.time_limit:g} min reached at step {step}; checkpoint saved: {ckpt_path} (continue with --resume)")
     if stopped_by is not None:
         name = signal.Signals(stopped_by).name
         log(f"stopped by {name} at step {step}; checkpoint saved: {ckpt_path} (continue with --resume)")
@@ -566,11 +572,11 @@ def _all_sum(values, device: torch.device, world: int) -> list[float]:
 
 
 def _mean_and_flag(means: Tensor, flag: Tensor, world: int) -> list[float]:
-    """Average the per-process means over processes; any process's stop flag stops all."""
+    """Average the per-process means over processes; any process's stop flags stop all."""
     values = torch.cat([means.double(), flag.double()])
     if world > 1:
         dist.all_reduce(values)
-        values[:-1] /= world
+        values[: len(means)] /= world
     return values.tolist()
 
 
