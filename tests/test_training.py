@@ -238,6 +238,29 @@ def test_schedule_warms_up_holds_then_decays():
     assert all(a >= b for a, b in zip(lrs[100:], lrs[101:])) and lrs[-1] == pytest.approx(1e-4, rel=0.01)
 
 
+def test_a_run_sized_in_minutes_decays_by_time_and_ends_by_itself(photos, tmp_path, capsys):
+    c = TrainConfig(data=".", steps=10_000, lr=1e-3, warmup=10, decay_fraction=0.2, final_lr_ratio=0.1, minutes=10)
+    assert learning_rate(500, c, minutes_done=7.9) == 1e-3  # before the last 20 % of either
+    assert learning_rate(500, c, minutes_done=9.0) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # half-way down
+    assert learning_rate(500, c, minutes_done=12.0) == pytest.approx(1e-4)  # past the end: the floor
+    assert learning_rate(9000, c, minutes_done=0.0) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # steps first
+    path = train(tiny(photos, tmp_path / "run", steps=100_000, minutes=1e-9))
+    ckpt = load_checkpoint(path)
+    assert ckpt["step"] == 1 and 0 < ckpt["minutes"] < 1 and "run length" in capsys.readouterr().out
+
+
+def test_a_diverged_run_stops_with_one_line_and_keeps_its_last_checkpoint(photos, tmp_path, monkeypatch):
+    path = train(tiny(photos, tmp_path / "run", steps=5))
+    before = load_checkpoint(path)["model"]
+    train_module = sys.modules["nicodec.training.train"]
+    real = train_module.rd_loss
+    monkeypatch.setattr(train_module, "rd_loss", lambda *a: (lambda loss, s: (loss * float("nan"), {**s, "loss": s["loss"] * float("nan")}))(*real(*a)))
+    with pytest.raises(NicodecError, match="diverged at step 10"):
+        train(TrainConfig(**{**tiny(photos, tmp_path / "run", steps=20).__dict__, "resume": True}))
+    after = load_checkpoint(path)
+    assert after["step"] == 5 and all(torch.equal(before[k], after["model"][k]) for k in before)
+
+
 def test_loss_uses_each_elements_lambda_and_compressai_scaling():
     x = torch.rand(2, 3, 16, 16)
     x_hat = x + 0.1

@@ -49,6 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 5000)")
     p.add_argument("--val-every", type=int, help="steps between validations (default 5000)")
     p.add_argument("--log-every", type=int, help="steps between log rows (default 50)")
+    p.add_argument("--minutes", type=float, metavar="MINUTES",
+                   help="size the run in wall-clock minutes (resumes included) instead of steps: it ends, LR decayed, "
+                        "when they are spent or at --steps, whichever comes first")
     p.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop cleanly after this many minutes (checkpoint saved; --resume continues)")
     p.add_argument("--stop-at", type=int, help="stop cleanly after this step (checkpoint saved; --resume continues)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")

@@ -89,6 +89,7 @@ class TrainConfig:
     log_every: int = 50
     stop_at: int = 0  # stop cleanly (checkpoint saved) after this step; 0 = run to `steps`
     time_limit: float = 0.0  # minutes: stop cleanly (checkpoint saved) once this much time has passed; 0 = none
+    minutes: float = 0.0  # run length in wall-clock minutes, resumes included: the LR decay is placed by time; 0 = by steps
     threads: int = 0  # torch CPU threads; 0 = torch's default
     compile: bool = False  # torch.compile the model (CUDA; experimental)
     progress: bool = True  # tqdm bar
@@ -116,6 +117,7 @@ class TrainConfig:
             (min(self.val_every, self.checkpoint_every, self.log_every) > 0, "--val-every, --checkpoint-every and log_every must be positive"),
             (not (self.init and self.resume), "--init starts a new run; --resume continues one: pass only one"),
             (self.time_limit >= 0, f"--time-limit must be positive, got {self.time_limit}"),
+            (self.minutes >= 0, f"--minutes must be positive, got {self.minutes}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -136,14 +138,26 @@ _FIXED_ON_RESUME = ("model", "N", "M", "lambdas", "distortion")
 # --------------------------------------------------------------------------- pure functions
 
 
-def learning_rate(step: int, c: TrainConfig) -> float:
-    """LR for optimiser step ``step`` (0-based): linear warm-up, constant, cosine decay at the end."""
+def learning_rate(step: int, c: TrainConfig, minutes_done: float = 0.0) -> float:
+    """LR for optimiser step ``step`` (0-based): linear warm-up, constant, cosine decay at the end.
+
+    The end is ``c.steps``, or, for a run sized in time (``c.minutes``), whichever of the steps
+    and the minutes runs out first: on a borrowed GPU the step count that fits is not known in
+    advance, yet the run must still end with its LR decayed.
+    """
     if step < c.warmup:
         return c.lr * (step + 1) / c.warmup
-    decay_start = int(c.steps * (1 - c.decay_fraction))
-    if step < decay_start:
-        return c.lr
-    t = min(1.0, (step - decay_start) / max(1, c.steps - decay_start))
+    if c.minutes:
+        done = max(step / c.steps, minutes_done / c.minutes)
+        t = (done - (1 - c.decay_fraction)) / c.decay_fraction
+        if t <= 0:
+            return c.lr
+    else:
+        decay_start = int(c.steps * (1 - c.decay_fraction))
+        if step < decay_start:
+            return c.lr
+        t = (step - decay_start) / max(1, c.steps - decay_start)
+    t = min(1.0, t)
     return c.lr * (c.final_lr_ratio + (1 - c.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -262,14 +276,14 @@ def train(c: TrainConfig) -> Path:
     raw_model = build_model(c.model, c.model_config()).to(device)
     optimizer = torch.optim.Adam(param_groups(raw_model, c.entropy_lr_ratio), lr=c.lr)
     torch.manual_seed(2 * (c.seed * 1024 + rank) + 1)  # the quantisation noise differs per rank
-    step = 0
+    step, minutes_before = 0, 0.0
     lineage = initial_weights(raw_model, c.init) if c.init else []
     if c.resume:  # model, optimiser, step and every random stream (the LR is a function of step)
         ckpt = load_checkpoint(ckpt_path)
         _check_compatible(ckpt["config"], c)
         raw_model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        step = ckpt["step"]
+        step, minutes_before = ckpt["step"], float(ckpt.get("minutes", 0.0))
         lineage = ckpt.get("lineage", [])
         if len(ckpt["rng"]) == world:
             _set_rng_state(ckpt["rng"][rank], sampler, device)
@@ -298,11 +312,12 @@ def train(c: TrainConfig) -> Path:
     pixels_per_step = c.batch * c.patch**2 * world
     sums, n, t_last = torch.zeros(3, device=device), 0, time.perf_counter()
     stopped_by, timed_out, t_start = None, False, time.monotonic()
+    minutes_done = minutes_before  # agreed between processes at log steps (the LR must not differ)
 
     # -- the loop
     with _StopOnSignal() as stop:
         while step < c.steps:
-            lr = learning_rate(step, c)
+            lr = learning_rate(step, c, minutes_done)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_ratio"]
             x = sampler.next_batch()  # (B, 3, P, P) in [0, 1]
@@ -323,12 +338,19 @@ def train(c: TrainConfig) -> Path:
             n += 1
 
             # log every log_every steps; under DDP this is also where ranks agree on stopping
-            out_of_time = bool(c.time_limit) and time.monotonic() - t_start >= 60 * c.time_limit
+            session_minutes = (time.monotonic() - t_start) / 60
+            out_of_time = (bool(c.time_limit) and session_minutes >= c.time_limit) or (
+                bool(c.minutes) and minutes_before + session_minutes >= c.minutes)
             stop_now = world == 1 and (stop.signal is not None or out_of_time)
             if step % c.log_every == 0 or step == c.steps:
                 flag = torch.tensor([float(stop.signal is not None), float(out_of_time)], device=device)
-                loss_v, bpp_v, mse_v, flag_v, time_v = _mean_and_flag(sums / n, flag, world)
+                loss_v, bpp_v, mse_v, flag_v, time_v, session_v = _mean_and_flag(
+                    sums / n, flag, world, extra=session_minutes)
                 out_of_time = time_v > 0
+                minutes_done = minutes_before + session_v
+                if not math.isfinite(loss_v):  # keep the last good checkpoint rather than overwrite it
+                    raise NicodecError(f"training diverged at step {step} (loss {loss_v}); the last checkpoint "
+                                       f"({ckpt_path}) is kept: resume with a lower --lr")
                 seconds = time.perf_counter() - t_last
                 row = {"step": step, "lr": lr, "loss": loss_v, "bpp": bpp_v, "mse": mse_v,
                        "psnr": -10 * math.log10(max(mse_v, 1e-10)), "mpix_s": n * pixels_per_step / seconds / 1e6,
@@ -352,7 +374,8 @@ def train(c: TrainConfig) -> Path:
             stop_now = stop_now or step == c.stop_at
             if step % c.checkpoint_every == 0 or step == c.steps or stop_now:
                 t_save = time.perf_counter()
-                save_checkpoint(ckpt_path, raw_model, optimizer, step, c, sampler, data_info, device, rank, world, lineage)
+                minutes = minutes_before + (time.monotonic() - t_start) / 60
+                save_checkpoint(ckpt_path, raw_model, optimizer, step, c, sampler, data_info, device, rank, world, lineage, minutes)
                 log(f"checkpoint at step {step}: {ckpt_path}")
                 t_last += time.perf_counter() - t_save
             if stop_now:
@@ -364,7 +387,9 @@ def train(c: TrainConfig) -> Path:
         tb.close()
     if world > 1:
         dist.destroy_process_group()
-    if timed_out:
+    if timed_out and c.minutes and minutes_before + (time.monotonic() - t_start) / 60 >= c.minutes:
+        log(f"run length of {c.minutes:g} min reached at step {step}; checkpoint saved: {ckpt_path}")
+    elif timed_out:
         log(f"time limit of {c.time_limit:g} min reached at step {step}; checkpoint saved: {ckpt_path} (continue with --resume)")
     if stopped_by is not None:
         name = signal.Signals(stopped_by).name
@@ -434,10 +459,11 @@ def validate(model: CompressionModel, c: TrainConfig, images: list[Tensor], devi
 
 def save_checkpoint(path: Path, model: CompressionModel, optimizer, step: int, c: TrainConfig,
                     sampler: PatchSampler, data_info: dict, device: torch.device, rank: int, world: int,
-                    lineage: list[dict] = ()) -> None:
+                    lineage: list[dict] = (), minutes: float = 0.0) -> None:
     """Everything needed to continue exactly; collective under DDP (RNG states of every rank).
 
-    ``lineage``: the earlier runs these weights started from (see :func:`initial_weights`)."""
+    ``lineage``: the earlier runs these weights started from (see :func:`initial_weights`);
+    ``minutes``: wall-clock minutes trained so far, resumes included."""
     rng = [_rng_state(sampler, device)]
     if world > 1:
         rng = [None] * world
@@ -446,6 +472,7 @@ def save_checkpoint(path: Path, model: CompressionModel, optimizer, step: int, c
         return
     ckpt = {
         "step": step,
+        "minutes": minutes,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "config": asdict(c),
@@ -523,6 +550,7 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
         "distortion": c.distortion,
         "quant": c.quant,
         "steps": ckpt["step"],
+        "minutes": round(float(ckpt.get("minutes", 0.0)), 2),
         "total_steps": ckpt["step"] + sum(run.get("steps") or 0 for run in ckpt.get("lineage", [])),
         "lineage": ckpt.get("lineage", []),
         "data": ckpt.get("data", {}),
@@ -571,12 +599,14 @@ def _all_sum(values, device: torch.device, world: int) -> list[float]:
     return t.tolist()
 
 
-def _mean_and_flag(means: Tensor, flag: Tensor, world: int) -> list[float]:
-    """Average the per-process means over processes; any process's stop flags stop all."""
-    values = torch.cat([means.double(), flag.double()])
+def _mean_and_flag(means: Tensor, flag: Tensor, world: int, extra: float = 0.0) -> list[float]:
+    """Average the per-process means (and ``extra``, appended last) over processes; any
+    process's stop flags stop all."""
+    values = torch.cat([means.double(), flag.double(), torch.tensor([extra], dtype=torch.float64, device=flag.device)])
     if world > 1:
         dist.all_reduce(values)
         values[: len(means)] /= world
+        values[-1] /= world
     return values.tolist()
 
 

@@ -1,0 +1,57 @@
+#!/bin/bash
+# One borrowed-GPU training session for the release models, sized in wall-clock time.
+# Run ON the GPU machine from the repository root, after scripts/gpu_prepare.sh here, e.g. with the
+# device tool: command "bash scripts/gpu_train.sh", carry [".gpu-data", ".whl"], timeout 600 s.
+#
+# Trains meanscale and factorized side by side on the one GPU (meanscale starts alone, so its first
+# log rows give its single-process throughput), each with --minutes so that its LR has decayed when
+# its time is up. A background loop exports fp16 weights into $OUT every 90 s, so a session cut short
+# still brings weights back; the final export and the logs follow when both runs end.
+# Continue in a later session with INIT_MEANSCALE=... INIT_FACTORIZED=... (weights from an earlier one).
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu-train}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" PYTHONWARNINGS=ignore
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+DATA=${DATA:-.gpu-data/train-gpu}
+MINUTES=${MINUTES:-8.4}           # meanscale's run; factorized starts HEAD_START s later and ends with it
+HEAD_START=${HEAD_START:-45}
+N=${N:-128}; M=${M:-192}; BATCH=${BATCH:-16}; PATCH=${PATCH:-256}; LR=${LR:-2e-4}; WARMUP=${WARMUP:-500}
+DEVICE=${DEVICE:-auto}; RUNS=${RUNS:-/tmp/runs}
+HARD_STOP=${HARD_STOP:-555}       # seconds: SIGINT (clean checkpoint) to any run still going
+mkdir -p "$RUNS"
+T0=$(date +%s)
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+  python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"; } \
+    | tee "$RUNS/gpu.txt"
+
+train() {  # name model minutes init
+    local init=()
+    [ -n "$4" ] && init=(--init "$4")
+    timeout -s INT $((HARD_STOP - ($(date +%s) - T0))) python3 -m nicodec train --data "$DATA" --model "$2" \
+        --N "$N" --M "$M" --batch "$BATCH" --patch "$PATCH" --lr "$LR" --warmup "$WARMUP" --device "$DEVICE" \
+        --minutes "$3" --steps 1000000 --checkpoint-every 1000 --log-every 100 --no-progress "${init[@]}" \
+        --out "$RUNS/$1" > "$RUNS/$1.log" 2>&1
+    echo "$1 exited with $?" >> "$RUNS/$1.log"
+}
+export_all() {
+    for name in meanscale factorized; do
+        [ -f "$RUNS/$name/checkpoint.pt" ] && python3 -m nicodec export "$RUNS/$name" -o "$OUT/$name.safetensors" --half --force >/dev/null 2>&1
+    done
+}
+
+train meanscale meanscale "$MINUTES" "${INIT_MEANSCALE:-}" &
+ms=$!
+sleep "$HEAD_START"
+train factorized factorized "$(python3 -c "print(round($MINUTES - ($(date +%s) - $T0) / 60 + 0.1, 2))")" "${INIT_FACTORIZED:-}" &
+fa=$!
+( while sleep 90; do export_all; done ) &
+exporter=$!
+wait $ms $fa
+kill $exporter 2>/dev/null
+export_all
+for name in meanscale factorized; do tail -4 "$RUNS/$name.log"; done
+tar -C "$RUNS" -czf "$OUT/logs.tar.gz" --exclude=checkpoint.pt --exclude=tb .
+ls -l "$OUT"; echo "total $(( $(date +%s) - T0 )) s"
