@@ -76,16 +76,27 @@ def load_weights(path: str | Path) -> tuple[CompressionModel, dict]:
     return model, meta
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()  # read once: os.umask can only be read by setting it
+
+
 def atomic_write(path: str | Path, write) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
 
-    A crash or error leaves no partial output behind.
+    A crash or error leaves no partial output behind. The file gets the permissions a plain
+    ``open(path, "w")`` would give (mkstemp's are owner-only).
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -51,6 +51,20 @@ def test_existing_outputs_need_force_and_inputs_are_never_overwritten(workspace,
     assert Image.open(image).size == (45, 30)
 
 
+def test_outputs_get_the_usual_file_permissions(workspace):
+    """Atomic writes go through a private temp file; the result must still be an ordinary file."""
+    import os
+
+    from nicodec import weights as weights_module
+
+    tmp, weights, image = workspace
+    assert main(["compress", str(image), "--model", str(weights)]) == 0
+    assert main(["decompress", str(tmp / "photo.nic"), "--model", str(weights)]) == 0
+    expected = 0o666 & ~weights_module._UMASK
+    for path in (tmp / "photo.nic", tmp / "photo.decoded.png", weights):
+        assert os.stat(path).st_mode & 0o777 == expected, path
+
+
 def test_info_shows_the_header(workspace, capsys):
     tmp, weights, image = workspace
     main(["compress", str(image), "--model", str(weights), "-q", "1.5"])
