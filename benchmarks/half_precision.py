@@ -6,6 +6,13 @@ same weights rounded to fp16 (as `nicodec export --half` stores them) and compar
 Takes a training checkpoint (or run folder) or full-precision weights. The shipped weights are
 fp16 only if the mean |ΔPSNR| stays under 0.01 dB at every level (issue: "fp16 where that costs
 no RD"). Prints a Markdown table.
+
+    python benchmarks/half_precision.py nicodec/weights/meanscale.safetensors --perturb --data ...
+
+``--perturb`` is for weights that exist only in fp16 (e.g. brought back from a GPU session, where
+the fp32 file was too big to travel): it compares them with a copy whose parameters are moved by
+up to half an fp16 step (x·(1 + u), |u| ≤ 2⁻¹¹), the size of the error fp16 rounding made, which
+bounds what the rounding cost.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import nicodec
 from nicodec.evaluation.runner import find_images, load_image
@@ -39,6 +47,7 @@ def main() -> int:
     p.add_argument("source", type=Path, help="checkpoint, run folder or full-precision .safetensors")
     p.add_argument("--data", type=Path, required=True, help="folder of test images")
     p.add_argument("--max-images", type=int, default=24)
+    p.add_argument("--perturb", action="store_true", help="fp16 source: compare with a copy moved by half an fp16 step")
     args = p.parse_args()
     images = [load_image(path) for path in find_images(args.data, args.max_images)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,10 +58,19 @@ def main() -> int:
         else:
             export_weights(args.source, full)
         model, meta = load_weights(full)
-        save_weights(half, model, {k: v for k, v in meta.items() if k not in ("format", "architecture", "config")}, half=True)
+        keep = {k: v for k, v in meta.items() if k not in ("format", "architecture", "config")}
+        if args.perturb:  # "half" becomes the perturbed copy, kept in fp32
+            generator = torch.Generator().manual_seed(0)
+            with torch.no_grad():
+                for param in model.parameters():
+                    param.mul_(1 + (torch.rand(param.shape, generator=generator) * 2 - 1) * 2**-11)
+            save_weights(half, model, keep)
+        else:
+            save_weights(half, model, keep, half=True)
         a, b = nicodec.load(str(full)), nicodec.load(str(half))
         print(f"{a.name} (N={model.config.N}, M={model.config.M}), {len(images)} images from {args.data}; "
-              f"weights {full.stat().st_size / 1e6:.2f} MB fp32, {half.stat().st_size / 1e6:.2f} MB fp16\n")
+              + (f"weights {full.stat().st_size / 1e6:.2f} MB fp32; fp16 column: perturbed copy\n" if args.perturb else
+                 f"weights {full.stat().st_size / 1e6:.2f} MB fp32, {half.stat().st_size / 1e6:.2f} MB fp16\n"))
         print("| quality | bpp fp32 | bpp fp16 | PSNR fp32 [dB] | PSNR fp16 [dB] | ΔPSNR [dB] | Δbpp [%] |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         worst = 0.0
@@ -60,6 +78,8 @@ def main() -> int:
             (r32, q32), (r16, q16) = measure(a, images, level), measure(b, images, level)
             worst = max(worst, abs(q16 - q32))
             print(f"| {level} | {r32:.4f} | {r16:.4f} | {q32:.3f} | {q16:.3f} | {q16 - q32:+.4f} | {100 * (r16 / r32 - 1):+.2f} |")
+    if args.perturb:
+        print("\n(fp16 column: the same weights moved by up to half an fp16 step, as fp16 rounding moves them)")
     print(f"\nlargest |ΔPSNR|: {worst:.4f} dB -> {'fp16 is free' if worst < 0.01 else 'keep fp32'}")
     return 0
 

@@ -51,5 +51,5 @@ def test_demo_uses_the_shipped_default_model_and_reports_sensible_numbers():
     assert bpps == sorted(bpps) and psnrs == sorted(psnrs)  # more bits, more quality
     # sensible numbers for a photograph, loose enough for any trained release (see the README's
     # Kodak table for the real ones); an untrained or broken model lands far outside
-    assert 0.02 < bpps[0] < 0.5 and psnrs[0] > 24
-    assert 0.3 < bpps[-1] < 3 and psnrs[-1] > 29
+    assert 0.02 < bpps[0] < 0.5 and psnrs[0] > 28
+    assert 0.3 < bpps[-1] < 3 and psnrs[-1] > 34
