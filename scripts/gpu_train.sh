@@ -7,7 +7,8 @@
 # log rows give its single-process throughput), each with --minutes so that its LR has decayed when
 # its time is up. A background loop exports fp16 weights into $OUT every 90 s, so a session cut short
 # still brings weights back; the final export and the logs follow when both runs end.
-# Continue in a later session with INIT_MEANSCALE=... INIT_FACTORIZED=... (weights from an earlier one).
+# By default each run continues from the shipped weights (a new run, fresh optimiser, lineage kept);
+# INIT_MEANSCALE= INIT_FACTORIZED= (empty) start from scratch, as the 2026-11-26 release did.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-train}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" PYTHONWARNINGS=ignore
@@ -42,10 +43,10 @@ export_all() {
     done
 }
 
-train meanscale meanscale "$MINUTES" "${INIT_MEANSCALE:-}" &
+train meanscale meanscale "$MINUTES" "${INIT_MEANSCALE-nicodec/weights/meanscale.safetensors}" &
 ms=$!
 sleep "$HEAD_START"
-train factorized factorized "$(python3 -c "print(round($MINUTES - ($(date +%s) - $T0) / 60 + 0.1, 2))")" "${INIT_FACTORIZED:-}" &
+train factorized factorized "$(python3 -c "print(round($MINUTES - ($(date +%s) - $T0) / 60 + 0.1, 2))")" "${INIT_FACTORIZED-nicodec/weights/factorized.safetensors}" &
 fa=$!
 ( while sleep 90; do export_all; done ) &
 exporter=$!
