@@ -78,10 +78,14 @@ class Codec:
 
     def compress(self, image, quality: float | None = None) -> bytes:
         """Compress a PIL image, (H, W[, C]) uint8 array or (C, H, W) tensor to ``.nic`` bytes."""
-        return self.encode(image, quality)[0]
+        return self._encode(image, quality, reconstruct=False)[0]
 
     def encode(self, image, quality: float | None = None) -> tuple[bytes, Coded]:
-        """Like :meth:`compress`, also returning the encoder's latents and reconstruction."""
+        """Like :meth:`compress`, also returning the encoder's latents and reconstruction (which
+        costs a run of the synthesis transform: :meth:`compress` skips it)."""
+        return self._encode(image, quality, reconstruct=True)
+
+    def _encode(self, image, quality: float | None, reconstruct: bool) -> tuple[bytes, Coded]:
         planes = to_planes(image)
         q = self._check_quality(quality)
         h, w = planes.rgb.shape[:2]
@@ -90,7 +94,7 @@ class Codec:
         x = torch.from_numpy(planes.rgb.copy()).permute(2, 0, 1)[None].to(torch.float32) / 255
         ph, pw = self._padded(h, w)
         x = F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
-        coded = self.model.compress(x, q)
+        coded = self.model.compress(x, q, reconstruct=reconstruct)
         alpha = b"" if planes.alpha is None else zlib.compress(planes.alpha.tobytes(), 9)
         nic = container.NicFile(
             model=self.name, weights_id=self.weights_id, quality=q, width=w, height=h,

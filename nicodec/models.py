@@ -43,11 +43,12 @@ class ModelOutput:
 @dataclass
 class Coded:
     """Result of compress/decompress: range-coded streams, the quantised latents by name, the
-    reconstruction (B, 3, H, W) and a CRC of the coding-table indices (see EncodingCoder)."""
+    reconstruction (B, 3, H, W; None when compress was told not to make it) and a CRC of the
+    coding-table indices (see EncodingCoder)."""
 
     streams: list[bytes]
     latents: dict[str, Tensor]
-    x_hat: Tensor
+    x_hat: Tensor | None
     param_crc: int
 
 
@@ -104,13 +105,18 @@ class CompressionModel(nn.Module):
         return ModelOutput(self._synthesize(y_hat, q).clamp(0, 1), coder.likelihoods)
 
     @torch.no_grad()
-    def compress(self, x: Tensor, quality: float) -> Coded:
-        """x: (1, 3, H, W). One range-coded stream per latent, in coding order."""
+    def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> Coded:
+        """x: (1, 3, H, W). One range-coded stream per latent, in coding order.
+
+        ``reconstruct=False`` skips the synthesis (``x_hat`` is None): about half of the encoding
+        time, and not needed to write a file.
+        """
         q = self._quality(quality, 1)
         coder = EncodingCoder()
         y = self.g_a(x).double()
         y_hat = self._coding_copy().code(coder, q.double(), y, self._latent_size(x.shape)).float()
-        return Coded(coder.streams, coder.latents, self._synthesize(y_hat, q).clamp(0, 1), coder.param_crc)
+        x_hat = self._synthesize(y_hat, q).clamp(0, 1) if reconstruct else None
+        return Coded(coder.streams, coder.latents, x_hat, coder.param_crc)
 
     @torch.no_grad()
     def decompress(self, streams: list[bytes], size: tuple[int, int], quality: float) -> Coded:

@@ -159,3 +159,15 @@ def test_a_file_encoded_with_two_threads_decodes_with_one(rng):
         torch.set_num_threads(before)
     for name, latent in encoded.latents.items():
         assert torch.equal(latent, decoded.coded.latents[name])
+
+
+def test_compress_writes_the_same_file_as_encode_without_running_the_synthesis(tiny_codec, rng, monkeypatch):
+    image = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    data, coded = tiny_codec.encode(image, 2.0)
+    assert coded.x_hat is not None
+
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("compress ran the synthesis transform")
+
+    monkeypatch.setattr(tiny_codec.model, "_synthesize", no_synthesis)
+    assert tiny_codec.compress(image, 2.0) == data
