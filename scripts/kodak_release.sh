@@ -1,7 +1,7 @@
 #!/bin/bash
 # The Kodak numbers quoted in the README: the shipped models against the classical codecs measured
-# here (docs/baselines.md) and the published anchors. Run from the repository root; about 40 min
-# on 2 cores the first time (the N=128 models take ~18 of them), then only new points are computed
+# here (docs/baselines.md) and the published anchors. Run from the repository root; the N=128
+# models' 384 points take ~18 min on 2 cores, the classical codecs more; then only new points are computed
 # (results/kodak is resumable; OUT=results/baselines reuses the classical points of docs/baselines.md).
 #   bash scripts/kodak_release.sh
 set -euo pipefail
