@@ -9,6 +9,7 @@ from PIL import Image
 
 import nicodec
 from nicodec.codec import _to_uint8
+from nicodec.models import _nhwc
 
 
 def _assert_decoder_matches_encoder(codec: nicodec.Codec, image, quality: float) -> Image.Image:
@@ -20,8 +21,8 @@ def _assert_decoder_matches_encoder(codec: nicodec.Codec, image, quality: float)
     # the decoded image is the synthesis transform applied to the decoded latents
     q = torch.tensor([decoded.header.quality])
     y_hat = decoded.coded.latents["y"].float()  # coded in float64, synthesised in float32
-    with torch.no_grad():
-        x_hat = codec.model.g_s(y_hat * codec.model.y_inverse_gain(q)).clamp(0, 1)
+    with torch.no_grad():  # in the layout the codec synthesises in (float32 rounding depends on it)
+        x_hat = codec.model.g_s(_nhwc(y_hat) * codec.model.y_inverse_gain(q)).clamp(0, 1)
     h, w = decoded.header.height, decoded.header.width
     rgb = np.asarray(decoded.image.convert("RGB")) if decoded.image.mode in ("RGB", "RGBA") else None
     if rgb is not None:
