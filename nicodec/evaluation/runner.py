@@ -25,6 +25,7 @@ from nicodec.errors import NicodecError
 from nicodec.evaluation.codecs import CodecSpec, ImageCodec, build_codec, grid_of
 from nicodec.evaluation.results import Curve, PointResult, aggregate, append_rows, point_key, quality_str, read_rows
 from nicodec.metrics import ms_ssim, psnr
+from nicodec.weights import atomic_write, atomic_write_bytes
 
 __all__ = ["IMAGE_SUFFIXES", "RunResult", "crop_box", "crop_path", "find_images", "load_image", "measure", "run"]
 
@@ -256,15 +257,12 @@ def _forget_stale_points(out: Path, codecs: list, log: Callable[[str], None]) ->
         kept = [r for r in rows if r.codec not in stale]
         log(f"{', '.join(sorted(stale))} changed since {csv_path} was written: "
             f"{len(rows) - len(kept)} points will be measured again")
-        tmp = csv_path.with_suffix(".tmp")
-        tmp.unlink(missing_ok=True)
-        append_rows(tmp, kept)
-        os.replace(tmp, csv_path)
+        atomic_write(csv_path, lambda tmp: append_rows(Path(tmp), kept))
         for label in stale:
             for crop in (out / CROPS_DIR).glob(f"{label}_q*.png"):
                 crop.unlink()
     known.update({c.label: c.identity() for c in codecs})
-    path.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
+    atomic_write_bytes(path, (json.dumps(known, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _execute(tasks: list[_Task], csv_path: Path, jobs: int, progress: bool) -> None:

@@ -312,6 +312,7 @@ def train(c: TrainConfig) -> Path:
     pixels_per_step = c.batch * c.patch**2 * world
     sums, n, t_last = torch.zeros(3, device=device), 0, time.perf_counter()
     stopped_by, timed_out, t_start = None, False, time.monotonic()
+    session_minutes = lambda: (time.monotonic() - t_start) / 60  # noqa: E731
     minutes_done = minutes_before  # agreed between processes at log steps (the LR must not differ)
 
     # -- the loop
@@ -338,14 +339,14 @@ def train(c: TrainConfig) -> Path:
             n += 1
 
             # log every log_every steps; under DDP this is also where ranks agree on stopping
-            session_minutes = (time.monotonic() - t_start) / 60
-            out_of_time = (bool(c.time_limit) and session_minutes >= c.time_limit) or (
-                bool(c.minutes) and minutes_before + session_minutes >= c.minutes)
+            session = session_minutes()
+            out_of_time = (bool(c.time_limit) and session >= c.time_limit) or (
+                bool(c.minutes) and minutes_before + session >= c.minutes)
             stop_now = world == 1 and (stop.signal is not None or out_of_time)
             if step % c.log_every == 0 or step == c.steps:
                 flag = torch.tensor([float(stop.signal is not None), float(out_of_time)], device=device)
                 loss_v, bpp_v, mse_v, flag_v, time_v, session_v = _mean_and_flag(
-                    sums / n, flag, world, extra=session_minutes)
+                    sums / n, flag, world, extra=session)
                 out_of_time = time_v > 0
                 minutes_done = minutes_before + session_v
                 if not math.isfinite(loss_v):  # keep the last good checkpoint rather than overwrite it
@@ -374,8 +375,8 @@ def train(c: TrainConfig) -> Path:
             stop_now = stop_now or step == c.stop_at
             if step % c.checkpoint_every == 0 or step == c.steps or stop_now:
                 t_save = time.perf_counter()
-                minutes = minutes_before + (time.monotonic() - t_start) / 60
-                save_checkpoint(ckpt_path, raw_model, optimizer, step, c, sampler, data_info, device, rank, world, lineage, minutes)
+                save_checkpoint(ckpt_path, raw_model, optimizer, step, c, sampler, data_info, device, rank, world,
+                                lineage, minutes_before + session_minutes())
                 log(f"checkpoint at step {step}: {ckpt_path}")
                 t_last += time.perf_counter() - t_save
             if stop_now:
@@ -387,7 +388,7 @@ def train(c: TrainConfig) -> Path:
         tb.close()
     if world > 1:
         dist.destroy_process_group()
-    if timed_out and c.minutes and minutes_before + (time.monotonic() - t_start) / 60 >= c.minutes:
+    if timed_out and c.minutes and minutes_before + session_minutes() >= c.minutes:
         log(f"run length of {c.minutes:g} min reached at step {step}; checkpoint saved: {ckpt_path}")
     elif timed_out:
         log(f"time limit of {c.time_limit:g} min reached at step {step}; checkpoint saved: {ckpt_path} (continue with --resume)")
