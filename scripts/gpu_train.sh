@@ -3,9 +3,9 @@
 # Run ON the GPU machine from the repository root, after scripts/gpu_prepare.sh here, e.g. with the
 # device tool: command "bash scripts/gpu_train.sh", carry [".gpu-data", ".whl"], timeout 600 s.
 #
-# Trains meanscale and factorized side by side on the one GPU (meanscale starts alone, so its first
-# log rows give its single-process throughput), each with --minutes so that its LR has decayed when
-# its time is up. A background loop exports fp16 weights into $OUT every 90 s, so a session cut short
+# Trains the models in MODELS (default: meanscale and factorized) side by side on the one GPU (the
+# first starts alone, so its first log rows give its single-process throughput), each with --minutes
+# so that its LR has decayed when its time is up. MODELS=meanscale gives the GPU to one model. A background loop exports fp16 weights into $OUT every 90 s, so a session cut short
 # still brings weights back; the final export and the logs follow when both runs end.
 # By default each run continues from the shipped weights (a new run, fresh optimiser, lineage kept);
 # INIT_MEANSCALE= INIT_FACTORIZED= (empty) start from scratch, as the 2026-11-26 release did.
@@ -17,7 +17,8 @@ if ls .whl/*.whl >/dev/null 2>&1; then
         && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
 DATA=${DATA:-.gpu-data/train-gpu}
-MINUTES=${MINUTES:-8.4}           # meanscale's run; factorized starts HEAD_START s later and ends with it
+MODELS=${MODELS:-meanscale factorized}
+MINUTES=${MINUTES:-8.4}           # the first model's run; the others start HEAD_START s later and end with it
 HEAD_START=${HEAD_START:-45}
 N=${N:-128}; M=${M:-192}; BATCH=${BATCH:-16}; PATCH=${PATCH:-256}; LR=${LR:-2e-4}; WARMUP=${WARMUP:-500}
 DEVICE=${DEVICE:-auto}; RUNS=${RUNS:-/tmp/runs}
@@ -38,21 +39,26 @@ train() {  # name model minutes init
     echo "$1 exited with $?" >> "$RUNS/$1.log"
 }
 export_all() {
-    for name in meanscale factorized; do
+    for name in $MODELS; do
         [ -f "$RUNS/$name/checkpoint.pt" ] && python3 -m nicodec export "$RUNS/$name" -o "$OUT/$name.safetensors" --half --force >/dev/null 2>&1
     done
 }
 
-train meanscale meanscale "$MINUTES" "${INIT_MEANSCALE-nicodec/weights/meanscale.safetensors}" &
-ms=$!
-sleep "$HEAD_START"
-train factorized factorized "$(python3 -c "print(round($MINUTES - ($(date +%s) - $T0) / 60 + 0.1, 2))")" "${INIT_FACTORIZED-nicodec/weights/factorized.safetensors}" &
-fa=$!
-( while sleep 90; do export_all; done ) &
+pids=()
+for name in $MODELS; do
+    init_var=INIT_${name^^}
+    if [ ${#pids[@]} -eq 0 ]; then minutes=$MINUTES; else
+        sleep "$HEAD_START"
+        minutes=$(python3 -c "print(round($MINUTES - ($(date +%s) - $T0) / 60 + 0.1, 2))")
+    fi
+    train "$name" "$name" "$minutes" "${!init_var-nicodec/weights/$name.safetensors}" &
+    pids+=($!)
+done
+( while sleep 90; do export_all; done ) >/dev/null 2>&1 &  # not holding stdout: the call ends when training does
 exporter=$!
-wait $ms $fa
+wait "${pids[@]}"
 kill $exporter 2>/dev/null
 export_all
-for name in meanscale factorized; do tail -4 "$RUNS/$name.log"; done
+for name in $MODELS; do tail -4 "$RUNS/$name.log"; done
 tar -C "$RUNS" -czf "$OUT/logs.tar.gz" --exclude=checkpoint.pt --exclude=tb .
 ls -l "$OUT"; echo "total $(( $(date +%s) - T0 )) s"
