@@ -92,7 +92,10 @@ class EntropyBottleneck(EntropyModel):
     def _bin_probability(self, lower: Tensor, upper: Tensor) -> Tensor:
         """F(upper) − F(lower) for (C, 1, N) bounds, computed on the side where it is precise."""
         lo, hi = self._logits_cdf(lower), self._logits_cdf(upper)
-        sign = -torch.sign(lo + hi).detach()
+        # Subtract on the side where the sigmoids are not saturated. Never sign 0: a bin whose
+        # logits cancel exactly (a symmetric density, or a channel switched off by a tiny gain,
+        # where F(±½/g) rounds to logits ±L) would get probability 0 instead of ~1.
+        sign = torch.where(lo + hi > 0, -1.0, 1.0).to(lo.dtype).detach()
         return torch.abs(torch.sigmoid(sign * hi) - torch.sigmoid(sign * lo))
 
     def likelihood(self, values: Tensor, cond: Tensor) -> Tensor:

@@ -70,3 +70,23 @@ def test_coding_before_freezing_is_an_error_not_a_wrong_file():
     bottleneck = EntropyBottleneck(2)
     with pytest.raises(RuntimeError, match="update"):
         bottleneck.coding_tables(torch.ones(1, 2, 1, 1), torch.Size((1, 2, 1, 1)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_bin_whose_logits_cancel_still_has_its_probability(dtype):
+    # With zero biases the learned CDF is odd, so F's logits at ±½/g cancel exactly: the bin
+    # around 0 must still get F(½/g) − F(−½/g), not 0 (a channel that a gain near 0 switches off).
+    torch.manual_seed(0)
+    bottleneck = EntropyBottleneck(3)
+    with torch.no_grad():
+        for bias in bottleneck.biases:
+            bias.zero_()
+    for gain, expected in ((1.0, None), (1e-5, 1.0)):
+        g = torch.full((1, 3, 1, 1), gain, dtype=dtype)
+        p = bottleneck.likelihood(torch.zeros(1, 3, 1, 1, dtype=dtype), g).flatten()
+        half = torch.full((3, 1, 1), 0.5 / gain, dtype=torch.float64)
+        reference = torch.sigmoid(bottleneck._logits_cdf(half)) - torch.sigmoid(bottleneck._logits_cdf(-half))
+        assert torch.allclose(p.double(), reference.flatten(), atol=1e-6), (p, reference)
+        assert bool((p > 0.01).all())
+        if expected is not None:
+            assert torch.allclose(p.double(), torch.full_like(p.double(), expected), atol=1e-6)

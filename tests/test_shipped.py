@@ -41,6 +41,23 @@ def test_shipped_model_codes_the_sample_as_when_its_weights_were_made(name):
         assert quality == pytest.approx(point["psnr"], abs=0.05), f"quality {point['quality']}"
 
 
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_rate_estimate_is_what_the_coder_writes(name):
+    # estimate() (validation, training logs) must predict the payload at every level, including
+    # the lowest, where trained models switch channels off with gains near 0.
+    import torch
+
+    codec = nicodec.load(name)
+    image = nicodec.sample_image()
+    x = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None].float() / 255
+    for quality in (1.0, float(codec.levels)):
+        _, coded = codec.encode(image, quality)
+        estimate = codec.model.estimate(x, quality)
+        model_bits = sum(float((-torch.log2(p.double())).sum()) for p in estimate.likelihoods.values())
+        payload_bits = 8 * sum(len(s) for s in coded.streams)
+        assert abs(payload_bits / model_bits - 1) < 0.02, (quality, payload_bits, model_bits)
+
+
 def test_demo_uses_the_shipped_default_model_and_reports_sensible_numbers():
     result = subprocess.run([sys.executable, "-m", "nicodec", "demo"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
