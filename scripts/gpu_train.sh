@@ -23,6 +23,7 @@ HEAD_START=${HEAD_START:-45}
 N=${N:-128}; M=${M:-192}; BATCH=${BATCH:-16}; PATCH=${PATCH:-256}; LR=${LR:-2e-4}; WARMUP=${WARMUP:-500}
 DEVICE=${DEVICE:-auto}; RUNS=${RUNS:-/tmp/runs}
 HARD_STOP=${HARD_STOP:-555}       # seconds: SIGINT (clean checkpoint) to any run still going
+EXTRA_ARGS=${EXTRA_ARGS:-}        # more `nicodec train` options for every run, e.g. "--compile"
 mkdir -p "$RUNS"
 T0=$(date +%s)
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
@@ -34,7 +35,7 @@ train() {  # name model minutes init
     [ -n "$4" ] && init=(--init "$4")
     timeout -s INT $((HARD_STOP - ($(date +%s) - T0))) python3 -m nicodec train --data "$DATA" --model "$2" \
         --N "$N" --M "$M" --batch "$BATCH" --patch "$PATCH" --lr "$LR" --warmup "$WARMUP" --device "$DEVICE" \
-        --minutes "$3" --steps 1000000 --checkpoint-every 1000 --log-every 100 --no-progress "${init[@]}" \
+        --minutes "$3" --steps 1000000 --checkpoint-every 1000 --log-every 100 --no-progress "${init[@]}" $EXTRA_ARGS \
         --out "$RUNS/$1" > "$RUNS/$1.log" 2>&1
     echo "$1 exited with $?" >> "$RUNS/$1.log"
 }
