@@ -32,6 +32,11 @@ from nicodec.training import export_weights
 from nicodec.weights import load_weights, save_weights
 
 
+def _own_metadata(meta: dict) -> dict:
+    """The metadata save_weights takes back: all but the keys it writes itself."""
+    return {k: v for k, v in meta.items() if k not in ("format", "architecture", "config")}
+
+
 def measure(codec: nicodec.Codec, images: list[np.ndarray], quality: float) -> tuple[float, float]:
     bpps, psnrs = [], []
     for rgb in images:
@@ -54,11 +59,11 @@ def main() -> int:
         full, half = Path(tmp) / "full.safetensors", Path(tmp) / "half.safetensors"
         if args.source.suffix == ".safetensors":
             model, meta = load_weights(args.source)
-            save_weights(full, model, {k: v for k, v in meta.items() if k not in ("format", "architecture", "config")})
+            save_weights(full, model, _own_metadata(meta))
         else:
             export_weights(args.source, full)
         model, meta = load_weights(full)
-        keep = {k: v for k, v in meta.items() if k not in ("format", "architecture", "config")}
+        keep = _own_metadata(meta)
         if args.perturb:  # "half" becomes the perturbed copy, kept in fp32
             generator = torch.Generator().manual_seed(0)
             with torch.no_grad():

@@ -5,10 +5,11 @@
 #
 # Trains the models in MODELS (default: meanscale and factorized) side by side on the one GPU (the
 # first starts alone, so its first log rows give its single-process throughput), each with --minutes
-# so that its LR has decayed when its time is up. MODELS=meanscale gives the GPU to one model. A background loop exports fp16 weights into $OUT every 90 s, so a session cut short
-# still brings weights back; the final export and the logs follow when both runs end.
+# so that its LR has decayed when its time is up; MODELS=meanscale gives the GPU to one model.
+# A background loop exports fp16 weights into $OUT every 90 s, so a session cut short still brings
+# weights back; the final export and the logs follow when the runs end.
 # By default each run continues from the shipped weights (a new run, fresh optimiser, lineage kept);
-# INIT_MEANSCALE= INIT_FACTORIZED= (empty) start from scratch, as the 2026-11-26 release did.
+# INIT_MEANSCALE= INIT_FACTORIZED= (empty) start from scratch, as session 1 of 2026-11-26 did.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-train}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" PYTHONWARNINGS=ignore

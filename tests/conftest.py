@@ -31,3 +31,18 @@ def sample_image():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def payload_and_model_bits():
+    """measure(codec, image, quality) -> (bits the range coder wrote, bits ``model.estimate``
+    predicts): the two must agree, or the rate the model trains on is not the rate it codes at."""
+
+    def measure(codec: nicodec.Codec, image, quality: float) -> tuple[int, float]:
+        x = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None].float() / 255
+        _, coded = codec.encode(image, quality)
+        estimate = codec.model.estimate(x, quality)
+        model_bits = sum(float((-torch.log2(p.double())).sum()) for p in estimate.likelihoods.values())
+        return 8 * sum(len(s) for s in coded.streams), model_bits
+
+    return measure
