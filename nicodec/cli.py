@@ -54,14 +54,14 @@ def cmd_compress(args) -> int:
     image = open_image(src)
     codec = _codec(args.model)
     start = time.perf_counter()
-    data = codec.compress(image, quality=args.quality)
+    data = codec.compress(image, quality=args.quality, refine=args.refine)
     seconds = time.perf_counter() - start
     atomic_write_bytes(out, data)
     w, h = image.size
     q = args.quality if args.quality is not None else codec.default_quality
     print(
         f"{src} ({w}x{h} {image.mode}) -> {out}: {len(data):,} bytes, {len(data) * 8 / (w * h):.4f} bpp, "
-        f"{codec.name} quality {q:g}, {seconds:.2f} s"
+        f"{codec.name} quality {q:g}{f', refined {args.refine} steps' if args.refine else ''}, {seconds:.2f} s"
     )
     return 0
 
@@ -182,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output .nic file (default: INPUT with .nic suffix)")
     p.add_argument("-m", "--model", default=DEFAULT_MODEL, help="model name or weights .safetensors file")
     p.add_argument("-q", "--quality", type=float, help="quality in [1, levels] (fractional allowed)")
+    p.add_argument(
+        "-r", "--refine", type=int, default=0, metavar="STEPS",
+        help="refine the latents for this image (slower encoding, ~1 s per step per 0.4 MP on 2 CPU cores; "
+        "fewer bits for the same quality; e.g. 100); default 0",
+    )
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_compress)
 

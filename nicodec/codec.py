@@ -5,6 +5,7 @@ All models share this one compress/decompress path; models only provide their la
 
 from __future__ import annotations
 
+import operator
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import container
+from . import container, refinement
 from .entropy_models import EntropyBottleneck
 from .errors import CorruptFileError, NicodecError
 from .images import MODES, from_planes, to_planes
 from .models import Coded, CompressionModel
+from .refinement import RefineConfig
+from .variable_rate import quality_lambda
 from .weights import save_weights, weights_id
 
 
@@ -76,16 +79,38 @@ class Codec:
         s = self.model.stride
         return (-(-h // s) * s, -(-w // s) * s)
 
-    def compress(self, image, quality: float | None = None) -> bytes:
-        """Compress a PIL image, (H, W[, C]) uint8 array or (C, H, W) tensor to ``.nic`` bytes."""
-        return self._encode(image, quality, reconstruct=False)[0]
+    def compress(self, image, quality: float | None = None, refine: int = 0) -> bytes:
+        """Compress a PIL image, (H, W[, C]) uint8 array or (C, H, W) tensor to ``.nic`` bytes.
 
-    def encode(self, image, quality: float | None = None) -> tuple[bytes, Coded]:
+        ``refine``: steps of encoder-side latent refinement (:mod:`nicodec.refinement`) — slower
+        encoding (each step costs about two decodes), a lower rate–distortion cost; the file
+        decodes as any other.
+        """
+        return self._encode(image, quality, reconstruct=False, refine=refine)[0]
+
+    def encode(self, image, quality: float | None = None, refine: int = 0) -> tuple[bytes, Coded]:
         """Like :meth:`compress`, also returning the encoder's latents and reconstruction (which
         costs a run of the synthesis transform: :meth:`compress` skips it)."""
-        return self._encode(image, quality, reconstruct=True)
+        return self._encode(image, quality, reconstruct=True, refine=refine)
 
-    def _encode(self, image, quality: float | None, reconstruct: bool) -> tuple[bytes, Coded]:
+    def _refinement_lambda(self, quality: float) -> tuple[float, str]:
+        lambdas = self.metadata.get("lambdas")
+        if not lambdas or len(lambdas) != self.levels:
+            raise NicodecError("refinement needs the λ values the weights were trained with; these weights carry none")
+        return quality_lambda(lambdas, quality), str(self.metadata.get("distortion", "mse"))
+
+    @staticmethod
+    def _check_refine(refine) -> int:
+        try:
+            steps = operator.index(refine)
+        except TypeError:
+            steps = -1
+        if isinstance(refine, bool) or steps < 0:
+            raise NicodecError(f"refine must be a whole number of steps ≥ 0, got {refine!r}")
+        return steps
+
+    def _encode(self, image, quality: float | None, reconstruct: bool, refine: int = 0) -> tuple[bytes, Coded]:
+        steps = self._check_refine(refine)
         planes = to_planes(image)
         q = self._check_quality(quality)
         h, w = planes.rgb.shape[:2]
@@ -94,7 +119,11 @@ class Codec:
         x = torch.from_numpy(planes.rgb.copy()).permute(2, 0, 1)[None].to(torch.float32) / 255
         ph, pw = self._padded(h, w)
         x = F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
-        coded = self.model.compress(x, q, reconstruct=reconstruct)
+        latents = None
+        if steps:
+            lam, distortion = self._refinement_lambda(q)
+            latents = refinement.refine(self.model, x, q, lam, distortion, (h, w), RefineConfig(steps=steps)).latents
+        coded = self.model.compress(x, q, reconstruct=reconstruct, latents=latents)
         alpha = b"" if planes.alpha is None else zlib.compress(planes.alpha.tobytes(), 9)
         nic = container.NicFile(
             model=self.name, weights_id=self.weights_id, quality=q, width=w, height=h,

@@ -7,6 +7,8 @@ rate estimation, encoding and decoding cannot drift apart:
   rate term; the decoder sees the noisy latent or the straight-through rounded one ("mixed").
 * :class:`RoundingCoder` — evaluation: hard rounding, likelihoods of the rounded values.
 * :class:`EncodingCoder` / :class:`DecodingCoder` — real range coding into one stream per latent.
+* :class:`OverridingCoder` — wraps any of these and codes given values for chosen latents
+  instead of the model's (encoder-side refinement, :mod:`nicodec.refinement`).
 
 A coder is called as ``coder(name, entropy_model, value, cond, size)`` and returns the latent
 the rest of the model continues with. ``value`` is None when decoding; ``size`` gives the shape
@@ -87,6 +89,29 @@ class EncodingCoder:
         latent = symbols if center is None else symbols + center
         self.latents[name] = latent
         return latent
+
+
+class OverridingCoder:
+    """Passes ``values[name]`` to ``inner`` instead of what the model offers for that latent.
+
+    ``offered`` records what the model offered, by name (the encoder's own latents).
+    """
+
+    def __init__(self, inner, values: dict[str, Tensor] | None = None):
+        self.inner = inner
+        self.values = dict(values or {})
+        self.offered: dict[str, Tensor] = {}
+
+    @property
+    def likelihoods(self) -> dict[str, Tensor]:
+        return self.inner.likelihoods
+
+    def __call__(self, name: str, model: EntropyModel, value: Tensor | None, cond, size=None) -> Tensor:
+        self.offered[name] = value
+        given = self.values.get(name)
+        if given is not None and value is not None and given.shape != value.shape:
+            raise ValueError(f"latent {name!r} has shape {tuple(value.shape)}, the value given {tuple(given.shape)}")
+        return self.inner(name, model, value if given is None else given, cond, size)
 
 
 class DecodingCoder:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .entropy_models import EntropyBottleneck, GaussianConditional, GaussianParams
-from .latent_coders import DecodingCoder, EncodingCoder, QuantMode, RelaxedCoder, RoundingCoder
+from .latent_coders import DecodingCoder, EncodingCoder, OverridingCoder, QuantMode, RelaxedCoder, RoundingCoder
 from .layers import GDN, conv, deconv
 from .variable_rate import Gains
 
@@ -112,16 +112,21 @@ class CompressionModel(nn.Module):
         return ModelOutput(self._synthesize(y_hat, q).clamp(0, 1), coder.likelihoods)
 
     @torch.no_grad()
-    def compress(self, x: Tensor, quality: float, reconstruct: bool = True) -> Coded:
+    def compress(
+        self, x: Tensor, quality: float, reconstruct: bool = True, latents: dict[str, Tensor] | None = None
+    ) -> Coded:
         """x: (1, 3, H, W). One range-coded stream per latent, in coding order.
 
         ``reconstruct=False`` skips the synthesis (``x_hat`` is None): about half of the encoding
-        time, and not needed to write a file.
+        time, and not needed to write a file. ``latents`` replaces named latents (in the gained
+        domain, as the coders see them) with given values, e.g. refined ones
+        (:mod:`nicodec.refinement`); the others come from the analysis transforms as usual.
         """
         q = self._quality(quality, 1)
         coder = EncodingCoder()
+        overriding = OverridingCoder(coder, {k: v.detach().double() for k, v in (latents or {}).items()})
         y = self.g_a(_nhwc(x)).contiguous().double()
-        y_hat = self._coding_copy().code(coder, q.double(), y, self._latent_size(x.shape)).float()
+        y_hat = self._coding_copy().code(overriding, q.double(), y, self._latent_size(x.shape)).float()
         x_hat = self._synthesize(_nhwc(y_hat), q).contiguous().clamp(0, 1) if reconstruct else None
         return Coded(coder.streams, coder.latents, x_hat, coder.param_crc)
 

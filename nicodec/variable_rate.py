@@ -9,6 +9,7 @@ A fixed-λ model is the case L = 1.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -39,3 +40,14 @@ class Gains(nn.Module):
             t = (q - low)[:, None]
             log_gain = (1 - t) * self.log_gain[low] + t * self.log_gain[low + 1]
         return torch.exp(log_gain)[:, :, None, None]
+
+
+def quality_lambda(lambdas: Sequence[float], quality: float) -> float:
+    """The λ that ``quality`` ∈ [1, L] stands for: the trained λ at integer qualities, geometric
+    interpolation between them (as the gains interpolate their logs)."""
+    if len(lambdas) == 1:
+        return float(lambdas[0])
+    q = min(max(float(quality), 1.0), float(len(lambdas))) - 1
+    low = min(int(q), len(lambdas) - 2)
+    t = q - low
+    return math.exp((1 - t) * math.log(lambdas[low]) + t * math.log(lambdas[low + 1]))

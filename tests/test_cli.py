@@ -87,6 +87,8 @@ def test_user_errors_exit_2_with_one_line(workspace, capsys):
         ["compress", str(tmp / "missing.png"), "--model", str(weights)],
         ["compress", str(image), "--model", "no-such-model"],
         ["compress", str(image), "--model", str(weights), "--quality", "9"],
+        ["compress", str(image), "--model", str(weights), "--refine", "-1"],
+        ["compress", str(image), "--model", str(weights), "--refine", "5"],  # untrained: no λ to refine for
         ["compress", str(weights), "-o", str(tmp / "w.nic"), "--model", str(weights)],
         ["info", str(image)],
         ["decompress", str(tmp / "missing.nic")],

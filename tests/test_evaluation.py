@@ -162,8 +162,13 @@ def test_specs_parse_names_and_quality_grids():
     assert parse_spec("JPEG").kind == "jpeg" and parse_spec("jpeg").grid is None
     spec = parse_spec("nicodec:/tmp/a@b/model.safetensors@1,2.5")
     assert (spec.kind, spec.target, spec.grid) == ("nicodec", "/tmp/a@b/model.safetensors", (1.0, 2.5))
-    assert parse_spec("nicodec:meanscale").target == "meanscale"
-    for bad, msg in [("bpg", "unknown codec"), ("webp@x", "bad quality grid"), ("nicodec:", "needs a model")]:
+    assert parse_spec("nicodec:meanscale").target == "meanscale" and parse_spec("nicodec:meanscale").refine == 0
+    spec = parse_spec("nicodec:meanscale:refine=50@1,6")
+    assert (spec.target, spec.refine, spec.grid) == ("meanscale", 50, (1.0, 6.0))
+    for bad, msg in [
+        ("bpg", "unknown codec"), ("webp@x", "bad quality grid"), ("nicodec:", "needs a model"),
+        ("nicodec:meanscale:refine=x", "bad refinement"), ("nicodec::refine=5", "needs a model"),
+    ]:
         with pytest.raises(NicodecError, match=msg):
             parse_spec(bad)
     with pytest.raises(NicodecError, match="outside"):
@@ -174,6 +179,8 @@ def test_model_specs_load_weights_and_default_to_an_even_grid_over_the_levels(se
     _, _, weights = setup
     codec = build_codec(parse_spec(f"nicodec:{weights}"))
     assert codec.label == "nicodec-tiny"
+    refined = build_codec(parse_spec("nicodec:meanscale:refine=7"))
+    assert refined.label == "nicodec-meanscale-refine7" and refined.identity().endswith("; refine 7")
     assert codec.default_grid[0] == 1 and codec.default_grid[-1] == 3 and len(codec.default_grid) == 8
     with pytest.raises(NicodecError, match=r"outside \[1, 3\]"):
         build_codec(parse_spec(f"nicodec:{weights}@0.5"))

@@ -21,7 +21,8 @@ __all__ = ["register", "cmd_eval", "cmd_bench", "main"]
 
 SPEC_HELP = (
     "codec to run, repeatable: jpeg, jpeg444, webp, avif, hevc, jpegxl, jpeg2000, nicodec:NAME or "
-    "nicodec:PATH.safetensors, optionally with a quality grid, e.g. webp@10,30,50 or nicodec:meanscale@1,2.5,4"
+    "nicodec:PATH.safetensors (+ :refine=STEPS to encode with latent refinement), optionally with a "
+    "quality grid, e.g. webp@10,30,50 or nicodec:meanscale@1,2.5,4"
 )
 
 

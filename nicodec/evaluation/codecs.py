@@ -234,28 +234,30 @@ class Jpeg2000(ImageCodec):
 
 
 class NicodecModel(ImageCodec):
-    """One of our learned models: `nicodec.load(name_or_path)`; quality is a float in [1, levels]."""
+    """One of our learned models: `nicodec.load(name_or_path)`; quality is a float in [1, levels].
+    ``refine`` > 0 encodes with that many steps of latent refinement (nicodec.refinement)."""
 
     knob = "nicodec quality, a float in [1, levels]"
 
-    def __init__(self, target: str):
+    def __init__(self, target: str, refine: int = 0):
         import nicodec
 
         self._nicodec = nicodec
+        self.refine = refine
         self.model = nicodec.load(target)
         self.levels = int(self.model.levels)
         self.q_range = (1.0, float(self.levels))
         n = 8 if self.levels > 1 else 1
         self.default_grid = tuple(round(1 + i * (self.levels - 1) / max(1, n - 1), 4) for i in range(n))
         stem = Path(target).stem if target.endswith(".safetensors") else target
-        self.label = "nicodec-" + _safe(stem)
-        self.display = f"nicodec {stem}"
+        self.label = "nicodec-" + _safe(stem) + (f"-refine{refine}" if refine else "")
+        self.display = f"nicodec {stem}" + (f" (refine {refine})" if refine else "")
 
     def identity(self) -> str:
-        return f"{self.describe()}; weights {self.model.weights_id.hex()}"
+        return f"{self.describe()}; weights {self.model.weights_id.hex()}" + (f"; refine {self.refine}" if self.refine else "")
 
     def encode(self, rgb: np.ndarray, quality: float) -> bytes:
-        return bytes(self.model.compress(rgb, quality=float(quality)))
+        return bytes(self.model.compress(rgb, quality=float(quality), refine=self.refine))
 
     def decode(self, data: bytes) -> np.ndarray:
         return np.asarray(self._nicodec.decompress(data, codec=self.model).convert("RGB"))
@@ -284,10 +286,12 @@ class CodecSpec:
     kind: str  # a key of CLASSICAL, or "nicodec"
     target: str = ""  # model name or weights path for kind "nicodec"
     grid: tuple[float, ...] | None = None
+    refine: int = 0  # latent refinement steps for kind "nicodec"
 
 
 def parse_spec(text: str) -> CodecSpec:
-    """Parse ``NAME[@q1,q2,...]``; raises NicodecError naming the valid codecs on a bad name."""
+    """Parse ``NAME[@q1,q2,...]`` (``nicodec:TARGET[:refine=N][@...]`` for our models); raises
+    NicodecError naming the valid codecs on a bad name."""
     body, grid = text.strip(), None
     if "@" in body:
         head, tail = body.rsplit("@", 1)
@@ -299,10 +303,15 @@ def parse_spec(text: str) -> CodecSpec:
             raise NicodecError(f"bad quality grid in codec spec {text!r}: expected numbers like @10,30,50")
         body = head
     if body.startswith("nicodec:"):
-        target = body[len("nicodec:") :]
+        target, refine = body[len("nicodec:") :], 0
+        if ":refine=" in target:
+            target, steps = target.rsplit(":refine=", 1)
+            if not steps.isdigit():
+                raise NicodecError(f"bad refinement in codec spec {text!r}: expected :refine=STEPS, e.g. :refine=50")
+            refine = int(steps)
         if not target:
             raise NicodecError("codec spec 'nicodec:' needs a model name or a .safetensors path")
-        return CodecSpec(text, "nicodec", target, grid)
+        return CodecSpec(text, "nicodec", target, grid, refine)
     if body.lower() in CLASSICAL:
         return CodecSpec(text, body.lower(), "", grid)
     names = ", ".join(list(CLASSICAL) + ["nicodec:NAME", "nicodec:PATH.safetensors"])
@@ -316,7 +325,7 @@ def build_codec(spec: CodecSpec) -> ImageCodec:
     """The adapter for `spec`. Classical adapters are built once per process; models come from
     `nicodec.load`, which caches weights per file version (a rewritten file is read again)."""
     if spec.kind == "nicodec":
-        codec: ImageCodec = NicodecModel(spec.target)
+        codec: ImageCodec = NicodecModel(spec.target, spec.refine)
     else:
         key = CodecSpec(spec.text, spec.kind, spec.target, None)
         if key not in _CACHE:
