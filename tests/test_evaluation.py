@@ -6,6 +6,8 @@ import csv
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +19,9 @@ from nicodec.cli import main
 from nicodec.errors import NicodecError
 from nicodec.evaluation import codecs as codecs_mod
 from nicodec.evaluation.codecs import CLASSICAL, build_codec, parse_spec
-from nicodec.evaluation.results import Curve
+from nicodec.evaluation.results import Curve, PointResult, read_rows
 from nicodec.evaluation.report import pick_anchor
-from nicodec.evaluation.runner import find_images, load_image, measure
+from nicodec.evaluation.runner import _execute, find_images, load_image, measure
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 VTM = SHARED / "anchors" / "kodak" / "vtm.json"
@@ -224,3 +226,25 @@ def test_bench_prints_a_timing_table(setup, capsys):
     assert main(["bench", "--data", str(data), "--codec", "jpeg", "--codec", f"nicodec:{weights}@2", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     assert "| jpeg | 30 | 2 |" in out and "| nicodec-tiny | 2 | 2 |" in out
+
+
+def _point_after(seconds: float) -> PointResult:
+    """A fake measurement taking ``seconds`` (module level: the worker processes unpickle it)."""
+    time.sleep(seconds)
+    return PointResult("fake", seconds, f"{seconds}.png", 1, 1, 1, 8.0, 30.0, 0.9, seconds, 0.0)
+
+
+def test_parallel_eval_writes_each_point_as_soon_as_it_is_measured(tmp_path):
+    """An interrupted parallel run must keep its finished points: the CSV gets the three quick
+    points while the slow one is still being measured."""
+    path = tmp_path / "per_image.csv"
+    run = threading.Thread(target=_execute, args=([8.0, 0.0, 0.01, 0.02], path, 2, False), kwargs={"do": _point_after})
+    run.start()
+    seen_quick_only = False
+    while run.is_alive():
+        qualities = {r.quality for r in read_rows(path)}
+        seen_quick_only |= qualities == {0.0, 0.01, 0.02}
+        time.sleep(0.05)
+    run.join()
+    assert seen_quick_only
+    assert {r.quality for r in read_rows(path)} == {0.0, 0.01, 0.02, 8.0}

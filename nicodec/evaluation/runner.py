@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,7 +265,10 @@ def _forget_stale_points(out: Path, codecs: list, log: Callable[[str], None]) ->
     atomic_write_bytes(path, (json.dumps(known, indent=2, sort_keys=True) + "\n").encode())
 
 
-def _execute(tasks: list[_Task], csv_path: Path, jobs: int, progress: bool) -> None:
+def _execute(tasks: list, csv_path: Path, jobs: int, progress: bool, do: Callable = _do_task) -> None:
+    """Run ``do`` on every task and append each point to the CSV as soon as it is measured, so an
+    interrupted run keeps all finished points; on a failure, the points finished so far are
+    written, the rest cancelled, and the first error raised."""
     from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), unit="pt", desc="eval", disable=not progress, dynamic_ncols=True)
@@ -273,20 +276,21 @@ def _execute(tasks: list[_Task], csv_path: Path, jobs: int, progress: bool) -> N
         if jobs <= 1:
             with _one_thread_here():
                 for t in tasks:
-                    append_rows(csv_path, [_do_task(t)])
+                    append_rows(csv_path, [do(t)])
                     bar.update()
             return
         ctx = multiprocessing.get_context("spawn")  # never fork a process that has torch threads
         with _child_env(), ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker) as pool:
-            pending: set[Future] = {pool.submit(_do_task, t) for t in tasks}
+            pending: set[Future] = {pool.submit(do, t) for t in tasks}
             while pending:
-                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for f in finished:
-                    if f.exception() is not None:
-                        for p in pending:
-                            p.cancel()
-                        raise f.exception()
-                    append_rows(csv_path, [f.result()])
-                    bar.update()
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                failed = [f for f in finished if f.exception() is not None]
+                done = [f.result() for f in finished if f.exception() is None]
+                append_rows(csv_path, done)
+                bar.update(len(done))
+                if failed:
+                    for p in pending:
+                        p.cancel()
+                    raise failed[0].exception()
     finally:
         bar.close()
