@@ -42,13 +42,14 @@ class RelaxedCoder:
     straight-through gradient; "mixed": rate sees y + u, decoder sees the STE-rounded y.
     """
 
-    def __init__(self, mode: QuantMode = "noise"):
+    def __init__(self, mode: QuantMode = "noise", generator: torch.Generator | None = None):
         self.mode = mode
+        self.generator = generator  # None: torch's global generator
         self.likelihoods: dict[str, Tensor] = {}
 
     def __call__(self, name: str, model: EntropyModel, value: Tensor, cond, size=None) -> Tensor:
         center = model.center(cond)
-        noisy = value + torch.empty_like(value).uniform_(-0.5, 0.5)
+        noisy = value + torch.empty_like(value).uniform_(-0.5, 0.5, generator=self.generator)
         rounded = value + (_round_around(value, center) - value).detach()
         self.likelihoods[name] = model.likelihood(rounded if self.mode == "ste" else noisy, cond)
         return noisy if self.mode == "noise" else rounded

@@ -31,11 +31,13 @@ from .objective import rd_loss
 class RefineConfig:
     """steps: gradient steps (each costs about one synthesis forward + backward pass);
     lr: Adam's step size on the latent (in quantisation steps), cosine-decayed to 0;
-    check_every: steps between measurements of the hard-rounded loss."""
+    check_every: steps between measurements of the hard-rounded loss;
+    seed: of the relaxation's noise, so that refining is deterministic."""
 
-    steps: int = 100
+    steps: int = 50
     lr: float = 0.004
     check_every: int = 10
+    seed: int = 0
 
 
 @dataclass
@@ -97,9 +99,10 @@ def refine(
         y = first.offered["y"].detach().clone().requires_grad_(True)
         best = y.detach().clone()
         optimizer = torch.optim.Adam([y], lr=config.lr)
+        noise = torch.Generator().manual_seed(config.seed)  # same image, same file; global RNG untouched
         for step in range(config.steps):
             optimizer.param_groups[0]["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
-            loss = problem.loss(OverridingCoder(RelaxedCoder("mixed"), {"y": y}))
+            loss = problem.loss(OverridingCoder(RelaxedCoder("mixed", noise), {"y": y}))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

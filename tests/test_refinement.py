@@ -50,6 +50,15 @@ def test_refinement_never_returns_a_worse_latent_and_restores_the_model(tiny_cod
     assert not model.training and all(p.requires_grad for p in model.parameters())
 
 
+def test_refinement_is_deterministic_and_leaves_the_global_rng_alone(sample_image):
+    codec = nicodec.load("meanscale")
+    rgb = _crop(sample_image, 64)
+    state = torch.random.get_rng_state()
+    refined = [codec.compress(rgb, 3.0, refine=10) for _ in range(2)]
+    assert refined[0] == refined[1] != codec.compress(rgb, 3.0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
 @pytest.mark.parametrize("name", ["meanscale", "factorized"])
 def test_refined_files_decode_to_what_the_encoder_saw_and_cost_less(name, sample_image):
     """Real bits from the file plus λ·255²·MSE of the decoded 8-bit image: refinement must lower it
