@@ -7,10 +7,10 @@ latent itself, with the decoder and the entropy model fixed, finds them (Campos 
 untouched: a refined file is an ordinary ``.nic`` file.
 
 What is refined is the main latent y, in the gained domain where the quantisation step is 1; a
-hyperprior's z stays as the encoder computed it (refining z as well was less stable in our
-trials). The relaxation is training's "mixed" one: the rate sees y + U(−½, ½), the synthesis the
+hyperprior's z stays as the encoder computed it (so do the predicted means and scales; refining z
+too gained less in our first trials, and each step stays one synthesis pass). The relaxation is training's "mixed" one: the rate sees y + U(−½, ½), the synthesis the
 straight-through rounded y. Every ``check_every`` steps the hard-rounded loss — what coding will
-realise, up to the coder's ~1 % overhead — is measured and the best iterate kept, starting with
+realise, up to the coder's < 1 % overhead — is measured and the best iterate kept, starting with
 the encoder's own latent, so refinement never returns a worse one by that measure.
 """
 
