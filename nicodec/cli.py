@@ -184,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quality", type=float, help="quality in [1, levels] (fractional allowed)")
     p.add_argument(
         "-r", "--refine", type=int, default=0, metavar="STEPS",
-        help="refine the latents for this image (slower encoding, ~1 s per step per 0.4 MP on 2 CPU cores; "
-        "fewer bits for the same quality; e.g. 100); default 0",
+        help="encode with STEPS steps of latent refinement (50 steps: 4-7 %% fewer bits at the same quality "
+        "on Kodak; ~1 s per step for a 768x512 image on 2 CPU cores); default 0 (off)",
     )
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_compress)

@@ -2,7 +2,8 @@
 
 Read :func:`train` top to bottom: distributed setup → data → model and optimiser → resume →
 the loop (batch, loss, step, log, validate, checkpoint) → final checkpoint. The learning-rate
-schedule (:func:`learning_rate`) and the loss (:func:`rd_loss`) are pure functions.
+schedule (:func:`learning_rate`) and the loss (:func:`rd_loss`, in :mod:`nicodec.objective`, shared
+with encoder-side refinement) are pure functions.
 
     nicodec train --model meanscale --data ~/photos --out runs/ms             # one CPU / GPU
     torchrun --standalone --nproc_per_node=4 -m nicodec train --data ~/photos  # DDP, 4 GPUs
