@@ -20,7 +20,6 @@ from .entropy_models import EntropyBottleneck
 from .errors import CorruptFileError, NicodecError
 from .images import MODES, from_planes, to_planes
 from .models import Coded, CompressionModel
-from .refinement import RefineConfig
 from .variable_rate import quality_lambda
 from .weights import save_weights, weights_id
 
@@ -122,7 +121,8 @@ class Codec:
         latents = None
         if steps:
             lam, distortion = self._refinement_lambda(q)
-            latents = refinement.refine(self.model, x, q, lam, distortion, (h, w), RefineConfig(steps=steps)).latents
+            config = refinement.RefineConfig(steps=steps)
+            latents = refinement.refine(self.model, x, q, lam, distortion, (h, w), config).latents
         coded = self.model.compress(x, q, reconstruct=reconstruct, latents=latents)
         alpha = b"" if planes.alpha is None else zlib.compress(planes.alpha.tobytes(), 9)
         nic = container.NicFile(
