@@ -32,22 +32,26 @@ class Gains(nn.Module):
 
     def forward(self, quality: Tensor) -> Tensor:
         """Gains for each quality in ``quality`` (B,), shaped (B, C, 1, 1) to scale latents."""
-        q = quality.to(self.log_gain.dtype).clamp(1, self.levels) - 1
-        if self.levels == 1:
-            log_gain = self.log_gain[[0] * len(q)]
-        else:
-            low = q.floor().clamp(max=self.levels - 2).long()
-            t = (q - low)[:, None]
-            log_gain = (1 - t) * self.log_gain[low] + t * self.log_gain[low + 1]
-        return torch.exp(log_gain)[:, :, None, None]
+        return torch.exp(interpolate_levels(self.log_gain, quality))[:, :, None, None]
+
+
+def interpolate_levels(table: Tensor, quality: Tensor) -> Tensor:
+    """Rows of ``table`` (L, C), one per level, linearly interpolated at each quality in
+    ``quality`` (B,) ∈ [1, L] (clamped) → (B, C). Gains interpolate their logs this way, and so
+    does the λ each quality stands for (:func:`quality_lambda`)."""
+    levels = table.shape[0]
+    q = quality.to(table.dtype).clamp(1, levels) - 1
+    if levels == 1:
+        return table[[0] * len(q)]
+    low = q.floor().clamp(max=levels - 2).long()
+    t = (q - low)[:, None]
+    return (1 - t) * table[low] + t * table[low + 1]
 
 
 def quality_lambda(lambdas: Sequence[float], quality: float) -> float:
     """The λ that ``quality`` ∈ [1, L] stands for: the trained λ at integer qualities, geometric
     interpolation between them (as the gains interpolate their logs)."""
     if len(lambdas) == 1:
-        return float(lambdas[0])
-    q = min(max(float(quality), 1.0), float(len(lambdas))) - 1
-    low = min(int(q), len(lambdas) - 2)
-    t = q - low
-    return math.exp((1 - t) * math.log(lambdas[low]) + t * math.log(lambdas[low + 1]))
+        return float(lambdas[0])  # exactly, not exp(log(λ))
+    log_lambdas = torch.tensor(lambdas, dtype=torch.float64).log()[:, None]
+    return math.exp(float(interpolate_levels(log_lambdas, torch.tensor([float(quality)], dtype=torch.float64))))
