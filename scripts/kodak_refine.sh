@@ -16,18 +16,15 @@ nicodec eval --data "$SHARED/data/kodak" --max-images "${IMAGES:-8}" --out "$OUT
 python - "$OUT" "$STEPS" <<'PY' | tee "$OUT/refinement.txt"
 import json, sys
 from pathlib import Path
-import numpy as np
-from nicodec.evaluation.bdrate import bd_psnr, bd_rate
+from nicodec.evaluation.bdrate import bd_psnr, bd_rate, quality_gaps
 out, steps = Path(sys.argv[1]), sys.argv[2]
 curve = lambda label: json.loads((out / f"{label}.json").read_text())["results"]  # noqa: E731
 webp = curve("webp")
-order = np.argsort(webp["bpp"])
 for name in ("meanscale", "factorized"):
     plain, refined = curve(f"nicodec-{name}"), curve(f"nicodec-{name}-refine{steps}")
     args = (plain["bpp"], plain["psnr-rgb"], refined["bpp"], refined["psnr-rgb"])
     print(f"{name}: refine {steps} vs none: BD-rate {bd_rate(*args):+.1f} %, BD-PSNR {bd_psnr(*args):+.2f} dB")
     for label, r in (("none", plain), (f"refine {steps}", refined)):
-        at = np.interp(np.log(r["bpp"]), np.log(np.array(webp["bpp"])[order]), np.array(webp["psnr-rgb"])[order])
-        gaps = " ".join(f"{b:.3f}:{d:+.2f}" for b, d in zip(r["bpp"], np.array(r["psnr-rgb"]) - at))
-        print(f"  {label} vs webp (here, same images), bpp:ΔPSNR dB: {gaps}")
+        gaps = quality_gaps(webp["bpp"], webp["psnr-rgb"], r["bpp"], r["psnr-rgb"])
+        print(f"  {label} vs webp (here, same images), bpp:ΔPSNR dB: " + " ".join(f"{b:.3f}:{d:+.2f}" for b, d in gaps))
 PY

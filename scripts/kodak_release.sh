@@ -37,17 +37,15 @@ done | tee "$OUT/bd_other_anchors.txt"
 python - "$OUT" <<'PY' | tee "$OUT/psnr_gap_here.txt"
 import json, sys
 from pathlib import Path
-import numpy as np
+from nicodec.evaluation.bdrate import quality_gaps
 out = Path(sys.argv[1])
 curve = lambda label: json.loads((out / f"{label}.json").read_text())["results"]  # noqa: E731
 for name in ("nicodec-meanscale", "nicodec-factorized"):
     ours = curve(name)
     for ref in ("jpeg", "webp"):
         r = curve(ref)
-        order = np.argsort(r["bpp"])
-        at = np.interp(np.log(ours["bpp"]), np.log(np.array(r["bpp"])[order]), np.array(r["psnr-rgb"])[order])
-        gaps = " ".join(f"{b:.2f}:{d:+.2f}" for b, d in zip(ours["bpp"], np.array(ours["psnr-rgb"]) - at))
-        print(f"{name} vs {ref} (here), bpp:ΔPSNR dB: {gaps}")
+        gaps = quality_gaps(r["bpp"], r["psnr-rgb"], ours["bpp"], ours["psnr-rgb"])
+        print(f"{name} vs {ref} (here), bpp:ΔPSNR dB: " + " ".join(f"{b:.2f}:{d:+.2f}" for b, d in gaps))
 PY
 mkdir -p docs/img
 cp "$OUT/rd_psnr.png" docs/img/kodak_rd_psnr.png

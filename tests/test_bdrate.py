@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nicodec.errors import NicodecError
-from nicodec.evaluation.bdrate import bd_psnr, bd_rate, pchip
+from nicodec.evaluation.bdrate import bd_psnr, bd_rate, pchip, quality_gaps
 from nicodec.evaluation.results import load_curve
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -76,3 +76,11 @@ def test_loading_a_file_that_is_not_a_results_file_is_a_clear_error(tmp_path):
     bad.write_text(json.dumps({"hello": 1}))
     with pytest.raises(NicodecError, match="CompressAI's layout"):
         load_curve(bad)
+
+
+def test_quality_gaps_read_the_anchor_at_each_rate_in_log_rate():
+    # RATE doubles per point and PSNR rises 3 dB: halfway in log-rate between 0.2 and 0.4 is 31.5 dB
+    rates = [0.4, 0.2 * 2**0.5, 0.05, 3.2]  # unsorted; beyond the ends the anchor is held flat
+    gaps = quality_gaps(list(reversed(RATE)), list(reversed(PSNR)), rates, [34.0, 31.0, 28.0, 40.0])
+    assert [r for r, _ in gaps] == rates
+    assert [d for _, d in gaps] == pytest.approx([1.0, -0.5, 1.0, 1.0])

@@ -18,7 +18,7 @@ import numpy as np
 
 from nicodec.errors import NicodecError
 
-__all__ = ["bd_rate", "bd_psnr", "pchip"]
+__all__ = ["bd_rate", "bd_psnr", "pchip", "quality_gaps"]
 
 
 def _prepare(rate: Sequence[float], dist: Sequence[float], what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -115,3 +115,14 @@ def bd_psnr(
     lr_a, d_a = _prepare(rate_a, dist_a, "anchor")
     lr_b, d_b = _prepare(rate_b, dist_b, "test curve")
     return _mean_gap(lr_a, d_a, lr_b, d_b, piecewise)
+
+
+def quality_gaps(rate_a: Sequence[float], dist_a: Sequence[float], rate_b: Sequence[float],
+                 dist_b: Sequence[float]) -> list[tuple[float, float]]:
+    """At each point of curve B: (its rate, its quality minus curve A's at that rate), A read by
+    linear interpolation in log-rate (held flat beyond A's ends). Where BD-rate averages, this
+    says at which rates B wins or loses."""
+    order = np.argsort(rate_a)
+    log_a = np.log(np.asarray(rate_a, dtype=np.float64)[order])
+    at = np.interp(np.log(np.asarray(rate_b, dtype=np.float64)), log_a, np.asarray(dist_a, dtype=np.float64)[order])
+    return [(float(r), float(d)) for r, d in zip(rate_b, np.asarray(dist_b, dtype=np.float64) - at)]
