@@ -8,10 +8,11 @@ untouched: a refined file is an ordinary ``.nic`` file.
 
 What is refined is the main latent y, in the gained domain where the quantisation step is 1; a
 hyperprior's z stays as the encoder computed it (so do the predicted means and scales; refining z
-too gained less in our first trials, and each step stays one synthesis pass). The relaxation is training's "mixed" one: the rate sees y + U(−½, ½), the synthesis the
-straight-through rounded y. Every ``check_every`` steps the hard-rounded loss — what coding will
-realise, up to the coder's < 1 % overhead — is measured and the best iterate kept, starting with
-the encoder's own latent, so refinement never returns a worse one by that measure.
+too gained less in our first trials, and each step stays one synthesis pass). The relaxation is
+training's "mixed" one: the rate sees y + U(−½, ½), the synthesis the straight-through rounded y.
+Every ``check_every`` steps the hard-rounded loss — what coding will realise, up to the coder's
+< 1 % overhead — is measured and the best iterate kept, starting with the encoder's own latent,
+so refinement never returns a worse one by that measure.
 """
 
 from __future__ import annotations
@@ -92,8 +93,7 @@ def refine(
     try:
         with torch.no_grad():
             y0 = model.g_a(_nhwc(x)).contiguous()
-        problem = _Problem(model, x, size or tuple(x.shape[-2:]), y0, model._quality(quality, 1), lam, distortion)
-        with torch.no_grad():
+            problem = _Problem(model, x, size or tuple(x.shape[-2:]), y0, model._quality(quality, 1), lam, distortion)
             first = OverridingCoder(RoundingCoder())
             best_loss = before = float(problem.loss(first))
         y = first.offered["y"].detach().clone().requires_grad_(True)
