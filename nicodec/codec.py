@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from . import container, refinement
@@ -115,12 +114,13 @@ class Codec:
         h, w = planes.rgb.shape[:2]
         if max(h, w) > container.MAX_SIDE:
             raise NicodecError(f"image is {w}×{h}; the largest side a .nic file holds is {container.MAX_SIDE}")
-        x = torch.from_numpy(planes.rgb.copy()).permute(2, 0, 1)[None].to(torch.float32) / 255
         ph, pw = self._padded(h, w)
-        x = F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
+        rgb = np.pad(planes.rgb, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")  # in uint8: one float copy below
+        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255)  # (1, 3, H, W), channels-last strides
         latents = None
         if steps:
             lam, distortion = self._refinement_lambda(q)
+            refinement.check_memory(ph * pw)
             config = refinement.RefineConfig(steps=steps)
             latents = refinement.refine(self.model, x, q, lam, distortion, (h, w), config).latents
         coded = self.model.compress(x, q, reconstruct=reconstruct, latents=latents)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from typing import ClassVar
 
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 from .entropy_models import EntropyBottleneck, GaussianConditional, GaussianParams
 from .latent_coders import DecodingCoder, EncodingCoder, OverridingCoder, QuantMode, RelaxedCoder, RoundingCoder
 from .layers import GDN, conv, deconv
+from .tiling import tiled
 from .variable_rate import Gains
 
 
@@ -59,6 +61,15 @@ def _nhwc(t: Tensor) -> Tensor:
     return t.contiguous(memory_format=torch.channels_last)
 
 
+# Inference runs every transform in tiles of TILE² image pixels (nicodec.tiling), each extended
+# by a halo covering the transform's receptive field, in its input's units (tests/test_tiling.py
+# checks that each is enough and one step less is not): an output of g_a sees ±30 pixels (four
+# 5×5 stride-2 convolutions: 2 + 4 + 8 + 16), of h_a ±7 latents (3×3, then two 5×5 stride 2:
+# 1 + 2 + 4), of g_s ±2 latents and of h_s ±2 hyper-latents (rounded up to the input's stride).
+TILE = 1024
+HALOS = {"g_a": 32, "h_a": 8, "g_s": 2, "h_s": 2}
+
+
 class CompressionModel(nn.Module):
     """Base class: owns the variable-rate gains, the synthesis and the shared coding logic.
 
@@ -89,8 +100,16 @@ class CompressionModel(nn.Module):
         q = torch.as_tensor(quality, dtype=torch.float32).reshape(-1)
         return q.expand(batch) if q.numel() == 1 else q
 
+    def _transform(self, name: str, x: Tensor, scale: Fraction | int, stride: int) -> Tensor:
+        """The transform ``name`` applied to x, which has one element per ``stride`` image pixels,
+        in tiles of TILE image pixels when x is larger than one: bounded memory on large images."""
+        return tiled(getattr(self, name), x, scale, TILE // stride, HALOS[name])
+
+    def _analyze(self, x: Tensor) -> Tensor:
+        return self._transform("g_a", x, Fraction(1, 16), 1)
+
     def _synthesize(self, y_hat: Tensor, q: Tensor) -> Tensor:
-        return self.g_s(y_hat * self.y_inverse_gain(q))
+        return self._transform("g_s", y_hat * self.y_inverse_gain(q), 16, 16)
 
     def _latent_size(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
         b, _, h, w = x_shape
@@ -100,7 +119,7 @@ class CompressionModel(nn.Module):
         """Training pass with the uniform-noise relaxation (or STE / mixed, see RelaxedCoder)."""
         q = self._quality(quality, x.shape[0])
         coder = RelaxedCoder(mode)
-        y_hat = self.code(coder, q, self.g_a(x), self._latent_size(x.shape))
+        y_hat = self.code(coder, q, self._analyze(x), self._latent_size(x.shape))
         return ModelOutput(self._synthesize(y_hat, q), coder.likelihoods)
 
     @torch.no_grad()
@@ -108,7 +127,7 @@ class CompressionModel(nn.Module):
         """Hard-rounded pass: the likelihoods the coder will realise, without coding."""
         q = self._quality(quality, x.shape[0])
         coder = RoundingCoder()
-        y_hat = self.code(coder, q, self.g_a(x), self._latent_size(x.shape))
+        y_hat = self.code(coder, q, self._analyze(x), self._latent_size(x.shape))
         return ModelOutput(self._synthesize(y_hat, q).clamp(0, 1), coder.likelihoods)
 
     @torch.no_grad()
@@ -125,7 +144,7 @@ class CompressionModel(nn.Module):
         q = self._quality(quality, 1)
         coder = EncodingCoder()
         overriding = OverridingCoder(coder, {k: v.detach().double() for k, v in (latents or {}).items()})
-        y = self.g_a(_nhwc(x)).contiguous().double()
+        y = self._analyze(_nhwc(x)).contiguous().double()
         y_hat = self._coding_copy().code(overriding, q.double(), y, self._latent_size(x.shape)).float()
         x_hat = self._synthesize(_nhwc(y_hat), q).contiguous().clamp(0, 1) if reconstruct else None
         return Coded(coder.streams, coder.latents, x_hat, coder.param_crc)
@@ -212,10 +231,10 @@ class ScaleHyperprior(CompressionModel):
     def code(self, coder, quality, y, size):
         gain, z_gain = self.y_gain(quality), self.z_gain(quality)
         y_gained = None if y is None else y * gain
-        z = None if y is None else self.h_a(self._hyper_input(y_gained)) * z_gain
+        z = None if y is None else self._transform("h_a", self._hyper_input(y_gained), Fraction(1, 4), 16) * z_gain
         b, _, h, w = size
         z_hat = coder("z", self.z_model, z, z_gain, (b, self.config.N, h // 4, w // 4))
-        params = self._gaussian(self.h_s(z_hat / z_gain), gain)
+        params = self._gaussian(self._transform("h_s", z_hat / z_gain, 4, 64), gain)
         return coder("y", self.y_model, y_gained, params, size)
 
 

@@ -19,13 +19,43 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from .errors import NicodecError
 from .latent_coders import OverridingCoder, RelaxedCoder, RoundingCoder
 from .models import CompressionModel, ModelOutput, _nhwc
 from .objective import rd_loss
+
+
+# Refinement keeps the synthesis' activations for the backward pass: peak memory grows by about
+# 0.9 GB per megapixel on top of plain encoding (docs/benchmarks.md), against ~0.1 GB untiled.
+BYTES_PER_PIXEL = 1000
+
+
+def check_memory(pixels: int, available: int | None = None) -> None:
+    """Refuse, with a one-line error, to refine an image that would not fit in the memory
+    available now (Linux's MemAvailable; no check where that is unknown), instead of letting the
+    system kill the process mid-way."""
+    available = _available_memory() if available is None else available
+    need = pixels * BYTES_PER_PIXEL
+    if available is not None and need > available:
+        raise NicodecError(
+            f"refining this {pixels / 1e6:.1f}-megapixel image needs about {need / 1e9:.1f} GB of memory and "
+            f"{available / 1e9:.1f} GB is available: compress it without refinement, or a crop of it"
+        )
+
+
+def _available_memory() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 @dataclass(frozen=True)
@@ -92,7 +122,7 @@ def refine(
         p.requires_grad_(False)
     try:
         with torch.no_grad():
-            y0 = model.g_a(_nhwc(x)).contiguous()
+            y0 = model._analyze(_nhwc(x)).contiguous()
             problem = _Problem(model, x, size or tuple(x.shape[-2:]), y0, model._quality(quality, 1), lam, distortion)
             first = OverridingCoder(RoundingCoder())
             best_loss = before = float(problem.loss(first))

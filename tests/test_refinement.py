@@ -87,3 +87,14 @@ def test_refinement_needs_steps_and_trained_lambdas(tiny_codec, rng):
             tiny_codec.compress(rgb, 2.0, refine=bad)
     with pytest.raises(NicodecError, match="λ values"):
         tiny_codec.compress(rgb, 2.0, refine=3)
+
+
+def test_refinement_refuses_an_image_that_would_not_fit_in_memory(monkeypatch, sample_image):
+    from nicodec import refinement
+
+    refinement.check_memory(4_000_000, available=5 * 10**9)  # fits: no error
+    with pytest.raises(NicodecError, match=r"12\.2-megapixel image needs about 12\.2 GB .* 8\.0 GB is available"):
+        refinement.check_memory(4032 * 3024, available=8 * 10**9)
+    monkeypatch.setattr(refinement, "_available_memory", lambda: 10**6)  # the codec checks before any work
+    with pytest.raises(NicodecError, match="without refinement"):
+        nicodec.load("factorized").compress(sample_image, 3.0, refine=1)
