@@ -55,3 +55,24 @@ def quality_lambda(lambdas: Sequence[float], quality: float) -> float:
         return float(lambdas[0])  # exactly, not exp(log(λ))
     log_lambdas = torch.tensor(lambdas, dtype=torch.float64).log()[:, None]
     return math.exp(float(interpolate_levels(log_lambdas, torch.tensor([float(quality)], dtype=torch.float64))))
+
+
+def remap_levels(table: Tensor, source: Sequence[float], target: Sequence[float]) -> Tensor:
+    """A per-level table (L, C) trained for the λ values ``source`` (increasing), re-indexed for
+    the λ values ``target``: rows are copied where λ matches, and otherwise interpolated linearly
+    in log λ between the neighbouring trained levels, or extrapolated along the nearest end
+    segment. Log-gains are close to linear in log λ (the quantisation step goes as about 1/√λ), so
+    a model can gain rate levels (a wider range) and keep training from a sensible start."""
+    if list(source) != sorted(source) or len(set(source)) != len(source):
+        raise ValueError(f"source λ values must increase, got {list(source)}")
+    if len(source) == 1:
+        return table[[0] * len(target)].clone()
+    log_source = torch.tensor(source, dtype=torch.float64).log()
+    rows = []
+    for lam in target:
+        t = math.log(lam)
+        i = int(torch.searchsorted(log_source, torch.tensor(t, dtype=torch.float64))) - 1
+        i = min(max(i, 0), len(source) - 2)
+        w = (t - float(log_source[i])) / float(log_source[i + 1] - log_source[i])
+        rows.append(table[i + 1].clone() if w == 1 else table[i].clone() if w == 0 else (1 - w) * table[i] + w * table[i + 1])
+    return torch.stack(rows)

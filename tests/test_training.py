@@ -290,3 +290,34 @@ def test_bf16_autocast_covers_transforms_but_rates_stay_fp32():
     assert out.x_hat.dtype == torch.bfloat16
     assert all(p.dtype == torch.float32 for p in out.likelihoods.values())
     assert list(model.state_dict()) == keys
+
+
+def test_init_with_other_lambdas_reindexes_the_rate_levels(photos, tmp_path):
+    """A trained model given a wider λ range: shared levels keep their gains exactly, new ones
+    start on the log-linear trend of their neighbours, and training runs from there."""
+    train(tiny(photos, tmp_path / "a", steps=2))  # λ 0.005, 0.02, 0.08
+    weights = tmp_path / "a.safetensors"
+    export_weights(tmp_path / "a", weights)
+    parent = nicodec.load(str(weights)).model.y_gain.log_gain.detach()
+    wider = (0.0025, 0.005, 0.01, 0.02, 0.08, 0.32)
+    child = load_checkpoint(train(tiny(photos, tmp_path / "b", steps=1, lr=1e-12, init=str(weights), lambdas=wider)))
+    table = child["model"]["y_gain.log_gain"]
+    assert table.shape == (6, parent.shape[1])
+    for new, old in ((1, 0), (3, 1), (4, 2)):  # λ 0.005, 0.02, 0.08
+        torch.testing.assert_close(table[new], parent[old], atol=1e-5, rtol=0)
+    torch.testing.assert_close(table[2], (parent[0] + parent[1]) / 2, atol=1e-5, rtol=0)  # midway in log λ
+    torch.testing.assert_close(table[0], parent[0] - (parent[1] - parent[0]) / 2, atol=1e-5, rtol=0)
+    torch.testing.assert_close(table[5], parent[2] + (parent[2] - parent[1]), atol=1e-5, rtol=0)
+    assert child["lineage"][0]["lambdas"] == [0.005, 0.02, 0.08]
+    with pytest.raises(NicodecError, match="holds hyperprior"):  # widths must still match
+        train(tiny(photos, tmp_path / "c", steps=1, N=16, init=str(weights), lambdas=wider))
+
+
+def test_remap_levels_needs_increasing_source_lambdas():
+    from nicodec.variable_rate import remap_levels
+
+    table = torch.arange(6.0).reshape(3, 2)
+    assert torch.equal(remap_levels(table, [1.0, 2.0, 4.0], [2.0, 4.0]), table[1:])
+    assert torch.equal(remap_levels(table[:1], [1.0], [0.5, 3.0]), table[[0, 0]])
+    with pytest.raises(ValueError, match="must increase"):
+        remap_levels(table, [4.0, 2.0, 1.0], [1.0])

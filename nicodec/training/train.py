@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -40,6 +41,7 @@ from ..codec import Codec
 from ..errors import NicodecError
 from ..models import ARCHITECTURES, CompressionModel, ModelConfig, ModelOutput, build_model
 from ..objective import ms_ssim, rd_loss  # noqa: F401 (ms_ssim: re-exported for tests and users)
+from ..variable_rate import remap_levels
 from ..weights import atomic_write, save_weights
 from .data import PatchSampler, load_images
 
@@ -234,7 +236,7 @@ def train(c: TrainConfig) -> Path:
     optimizer = torch.optim.Adam(param_groups(raw_model, c.entropy_lr_ratio), lr=c.lr)
     torch.manual_seed(2 * (c.seed * 1024 + rank) + 1)  # the quantisation noise differs per rank
     step, minutes_before = 0, 0.0
-    lineage = initial_weights(raw_model, c.init) if c.init else []
+    lineage = initial_weights(raw_model, c.init, c.lambdas) if c.init else []
     if c.resume:  # model, optimiser, step and every random stream (the LR is a function of step)
         ckpt = load_checkpoint(ckpt_path)
         _check_compatible(ckpt["config"], c)
@@ -460,10 +462,14 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def initial_weights(model: CompressionModel, source: str | Path) -> list[dict]:
+def initial_weights(model: CompressionModel, source: str | Path, lambdas: Sequence[float] | None = None) -> list[dict]:
     """Load ``model``'s weights from release weights or a checkpoint, to continue training them
     in a new run (fresh optimiser and schedule: how training goes on across machines when only
     the weights travel). Returns the lineage: one entry per earlier run, oldest first.
+
+    ``lambdas``, the new run's λ values, may differ from the source's: the rate-level gain tables
+    are then re-indexed by λ (:func:`nicodec.variable_rate.remap_levels`), so a trained model can
+    be given more levels or a wider range; everything else is copied.
     """
     from ..weights import load_weights
 
@@ -471,18 +477,22 @@ def initial_weights(model: CompressionModel, source: str | Path) -> list[dict]:
     if source.suffix == ".safetensors":
         trained, meta = load_weights(source)
         name, config, state = meta["architecture"], meta["config"], trained.state_dict()
-        earlier = meta.get("lineage", [])
+        earlier, source_lambdas = meta.get("lineage", []), meta.get("lambdas")
         entry = {"command": meta.get("command"), "steps": meta.get("steps"), "date": meta.get("date"), "data": meta.get("data")}
     else:
         ckpt = load_checkpoint(source)
         saved = ckpt["config"]
         name, config, state = saved["model"], {"N": saved["N"], "M": saved["M"], "levels": len(saved["lambdas"])}, ckpt["model"]
-        earlier = ckpt.get("lineage", [])
+        earlier, source_lambdas = ckpt.get("lineage", []), saved["lambdas"]
         entry = {"command": ckpt.get("command"), "steps": ckpt["step"], "date": ckpt.get("date"), "data": ckpt.get("data")}
-    if name != model.name or config != model.config.to_dict():
+    remap = lambdas is not None and source_lambdas is not None and [float(v) for v in source_lambdas] != [float(v) for v in lambdas]
+    comparable = (lambda c: {k: v for k, v in c.items() if k != "levels"}) if remap else (lambda c: c)  # noqa: E731
+    if name != model.name or comparable(config) != comparable(model.config.to_dict()):
         raise NicodecError(f"--init {source} holds {name} {config}, not {model.name} {model.config.to_dict()}")
+    if remap:
+        state = {k: remap_levels(v, source_lambdas, lambdas) if k.endswith("log_gain") else v for k, v in state.items()}
     model.load_state_dict({k: v.float() if v.is_floating_point() and v.dtype != torch.float64 else v for k, v in state.items()})
-    return [*earlier, {"from": source.name, **entry}]
+    return [*earlier, {"from": source.name, **entry, **({"lambdas": list(source_lambdas)} if remap else {})}]
 
 
 def config_from_checkpoint(ckpt: dict, **overrides) -> TrainConfig:
