@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .errors import NicodecError
@@ -45,6 +46,8 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def cmd_compress(args) -> int:
+    from . import container
+    from .codec import UnrefinedWarning
     from .images import open_image
     from .weights import atomic_write_bytes
 
@@ -53,17 +56,29 @@ def cmd_compress(args) -> int:
     _check_output(out, args.force, src)
     image = open_image(src)
     codec = _codec(args.model)
-    start = time.perf_counter()
-    data = codec.compress(image, quality=args.quality, refine=args.refine)
-    seconds = time.perf_counter() - start
-    atomic_write_bytes(out, data)
     w, h = image.size
-    q = args.quality if args.quality is not None else codec.default_quality
+    budget = args.max_bytes if args.bpp is None else _bpp_budget(args.bpp, w * h)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnrefinedWarning)
+        data = codec.compress(image, quality=args.quality, refine=args.refine, max_bytes=budget)
+    seconds = time.perf_counter() - start
+    refined = args.refine and not any(issubclass(w.category, UnrefinedWarning) for w in caught)
+    atomic_write_bytes(out, data)
+    q = container.unpack(data).quality
     print(
         f"{src} ({w}x{h} {image.mode}) -> {out}: {len(data):,} bytes, {len(data) * 8 / (w * h):.4f} bpp, "
-        f"{codec.name} quality {q:g}{f', refined {args.refine} steps' if args.refine else ''}, {seconds:.2f} s"
+        f"{codec.name} quality {q:g}{f' (fitted to {budget:,} bytes)' if budget else ''}"
+        f"{f', refined {args.refine} steps' if refined else ''}{', unrefined (the refined file did not fit)' if args.refine and not refined else ''}"
+        f", {seconds:.2f} s"
     )
     return 0
+
+
+def _bpp_budget(bpp: float, pixels: int) -> int:
+    if not bpp > 0:
+        raise NicodecError(f"--bpp must be positive, got {bpp}")
+    return max(1, int(bpp * pixels / 8))
 
 
 def cmd_decompress(args) -> int:
@@ -181,7 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="image file (PNG, JPEG, ...)")
     p.add_argument("-o", "--output", help="output .nic file (default: INPUT with .nic suffix)")
     p.add_argument("-m", "--model", default=DEFAULT_MODEL, help="model name or weights .safetensors file")
-    p.add_argument("-q", "--quality", type=float, help="quality in [1, levels] (fractional allowed)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("-q", "--quality", type=float, help="quality in [1, levels] (fractional allowed)")
+    rate.add_argument("--max-bytes", type=int, metavar="N", help="the highest quality whose file fits in N bytes")
+    rate.add_argument("--bpp", type=float, help="the highest quality whose file takes at most BPP bits per pixel")
     p.add_argument(
         "-r", "--refine", type=int, default=0, metavar="STEPS",
         help="encode with STEPS steps of latent refinement (50 steps: 4-7 %% fewer bits at the same quality "

@@ -6,6 +6,7 @@ All models share this one compress/decompress path; models only provide their la
 from __future__ import annotations
 
 import operator
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import container, refinement
+from . import container, rate_control, refinement
 from .entropy_models import EntropyBottleneck
 from .errors import CorruptFileError, NicodecError
 from .images import MODES, from_planes, to_planes
@@ -30,6 +31,10 @@ class Decoded:
     image: Image.Image
     coded: Coded
     header: container.NicFile
+
+
+class UnrefinedWarning(UserWarning):
+    """Refinement was asked for with a size budget, and only the unrefined file fitted it."""
 
 
 class Codec:
@@ -77,19 +82,22 @@ class Codec:
         s = self.model.stride
         return (-(-h // s) * s, -(-w // s) * s)
 
-    def compress(self, image, quality: float | None = None, refine: int = 0) -> bytes:
+    def compress(self, image, quality: float | None = None, refine: int = 0, max_bytes: int | None = None) -> bytes:
         """Compress a PIL image, (H, W[, C]) uint8 array or (C, H, W) tensor to ``.nic`` bytes.
 
         ``refine``: steps of encoder-side latent refinement (:mod:`nicodec.refinement`) — slower
         encoding (each step costs about two decodes), a lower rate–distortion cost; the file
-        decodes as any other.
+        decodes as any other. ``max_bytes`` (instead of ``quality``): the highest quality whose
+        file fits in that many bytes (:mod:`nicodec.rate_control`); with ``refine``, the refined
+        file where it fits too.
         """
-        return self._encode(image, quality, reconstruct=False, refine=refine)[0]
+        return self._encode(image, quality, reconstruct=False, refine=refine, max_bytes=max_bytes)[0]
 
-    def encode(self, image, quality: float | None = None, refine: int = 0) -> tuple[bytes, Coded]:
+    def encode(self, image, quality: float | None = None, refine: int = 0,
+               max_bytes: int | None = None) -> tuple[bytes, Coded]:
         """Like :meth:`compress`, also returning the encoder's latents and reconstruction (which
         costs a run of the synthesis transform: :meth:`compress` skips it)."""
-        return self._encode(image, quality, reconstruct=True, refine=refine)
+        return self._encode(image, quality, reconstruct=True, refine=refine, max_bytes=max_bytes)
 
     def _refinement_lambda(self, quality: float) -> tuple[float, str]:
         lambdas = self.metadata.get("lambdas")
@@ -107,8 +115,10 @@ class Codec:
             raise NicodecError(f"refine must be a whole number of steps ≥ 0, got {refine!r}")
         return steps
 
-    def _encode(self, image, quality: float | None, reconstruct: bool, refine: int = 0) -> tuple[bytes, Coded]:
+    def _encode(self, image, quality: float | None, reconstruct: bool, refine: int = 0,
+                max_bytes: int | None = None) -> tuple[bytes, Coded]:
         steps = self._check_refine(refine)
+        budget = self._check_budget(max_bytes, quality)
         planes = to_planes(image)
         q = self._check_quality(quality)
         h, w = planes.rgb.shape[:2]
@@ -117,19 +127,45 @@ class Codec:
         ph, pw = self._padded(h, w)
         rgb = np.pad(planes.rgb, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")  # in uint8: one float copy below
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255)  # (1, 3, H, W), channels-last strides
-        latents = None
+        alpha = b"" if planes.alpha is None else zlib.compress(planes.alpha.tobytes(), 9)
+        y = self.model.analyze(x)
+
+        def pack(q: float, reconstruct: bool = False, latents: dict | None = None) -> tuple[bytes, Coded]:
+            coded = self.model.compress(x, q, reconstruct=reconstruct, latents=latents, y=y)
+            nic = container.NicFile(
+                model=self.name, weights_id=self.weights_id, quality=q, width=w, height=h,
+                mode=MODES.index(planes.mode), param_crc=coded.param_crc, streams=[*coded.streams, alpha],
+            )
+            return container.pack(nic), coded
+
+        if budget is not None:
+            q = rate_control.largest_quality(lambda q: len(pack(self._check_quality(q))[0]), 1.0, float(self.levels), budget)
+            q = self._check_quality(q)
         if steps:
             lam, distortion = self._refinement_lambda(q)
             refinement.check_memory(ph * pw)
             config = refinement.RefineConfig(steps=steps)
             latents = refinement.refine(self.model, x, q, lam, distortion, (h, w), config).latents
-        coded = self.model.compress(x, q, reconstruct=reconstruct, latents=latents)
-        alpha = b"" if planes.alpha is None else zlib.compress(planes.alpha.tobytes(), 9)
-        nic = container.NicFile(
-            model=self.name, weights_id=self.weights_id, quality=q, width=w, height=h,
-            mode=MODES.index(planes.mode), param_crc=coded.param_crc, streams=[*coded.streams, alpha],
-        )
-        return container.pack(nic), coded
+            data, coded = pack(q, reconstruct, latents)
+            if budget is None or len(data) <= budget:
+                return data, coded
+            warnings.warn(f"the refined file ({len(data):,} bytes) is over the budget: the unrefined one is returned",
+                          UnrefinedWarning, stacklevel=3)
+        return pack(q, reconstruct)
+
+    @staticmethod
+    def _check_budget(max_bytes, quality) -> int | None:
+        if max_bytes is None:
+            return None
+        if quality is not None:
+            raise NicodecError("give a quality or a size budget (max_bytes), not both")
+        try:
+            budget = operator.index(max_bytes)
+        except TypeError:
+            budget = 0
+        if isinstance(max_bytes, bool) or budget <= 0:
+            raise NicodecError(f"max_bytes must be a whole number of bytes > 0, got {max_bytes!r}")
+        return budget
 
     def decompress(self, data: bytes) -> Image.Image:
         """Decode ``.nic`` bytes made by this codec's model to a PIL image."""

@@ -105,6 +105,11 @@ class CompressionModel(nn.Module):
         in tiles of TILE image pixels when x is larger than one: bounded memory on large images."""
         return tiled(getattr(self, name), x, scale, TILE // stride, HALOS[name])
 
+    @torch.no_grad()
+    def analyze(self, x: Tensor) -> Tensor:
+        """y = g_a(x) as coding computes it (channels-last, tiled): the same for every quality."""
+        return self._analyze(_nhwc(x))
+
     def _analyze(self, x: Tensor) -> Tensor:
         return self._transform("g_a", x, Fraction(1, 16), 1)
 
@@ -132,7 +137,8 @@ class CompressionModel(nn.Module):
 
     @torch.no_grad()
     def compress(
-        self, x: Tensor, quality: float, reconstruct: bool = True, latents: dict[str, Tensor] | None = None
+        self, x: Tensor, quality: float, reconstruct: bool = True, latents: dict[str, Tensor] | None = None,
+        y: Tensor | None = None,
     ) -> Coded:
         """x: (1, 3, H, W). One range-coded stream per latent, in coding order.
 
@@ -140,11 +146,13 @@ class CompressionModel(nn.Module):
         time, and not needed to write a file. ``latents`` replaces named latents (in the gained
         domain, as the coders see them) with given values, e.g. refined ones
         (:mod:`nicodec.refinement`); the others come from the analysis transforms as usual.
+        ``y``: :meth:`analyze` of x when the caller has it already (it does not depend on the
+        quality: rate control codes one image at several).
         """
         q = self._quality(quality, 1)
         coder = EncodingCoder()
         overriding = OverridingCoder(coder, {k: v.detach().double() for k, v in (latents or {}).items()})
-        y = self._analyze(_nhwc(x)).contiguous().double()
+        y = (self.analyze(x) if y is None else y).contiguous().double()
         y_hat = self._coding_copy().code(overriding, q.double(), y, self._latent_size(x.shape)).float()
         x_hat = self._synthesize(_nhwc(y_hat), q).contiguous().clamp(0, 1) if reconstruct else None
         return Coded(coder.streams, coder.latents, x_hat, coder.param_crc)

@@ -122,7 +122,7 @@ def refine(
         p.requires_grad_(False)
     try:
         with torch.no_grad():
-            y0 = model._analyze(_nhwc(x)).contiguous()
+            y0 = model.analyze(x).contiguous()
             problem = _Problem(model, x, size or tuple(x.shape[-2:]), y0, model._quality(quality, 1), lam, distortion)
             first = OverridingCoder(RoundingCoder())
             best_loss = before = float(problem.loss(first))
