@@ -143,7 +143,7 @@ class Codec:
             q = self._check_quality(q)
         if steps:
             lam, distortion = self._refinement_lambda(q)
-            refinement.check_memory(ph * pw)
+            refinement.check_memory(ph * pw, distortion)
             config = refinement.RefineConfig(steps=steps)
             latents = refinement.refine(self.model, x, q, lam, distortion, (h, w), config).latents
             data, coded = pack(q, reconstruct, latents)

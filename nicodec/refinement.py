@@ -26,21 +26,25 @@ from torch import Tensor
 
 from .errors import NicodecError
 from .latent_coders import OverridingCoder, RelaxedCoder, RoundingCoder
+from . import models
 from .models import CompressionModel, ModelOutput, _nhwc
 from .objective import rd_loss
 
 
-# Refinement keeps the synthesis' activations for the backward pass: peak memory grows by about
-# 0.9 GB per megapixel on top of plain encoding (docs/benchmarks.md), against ~0.1 GB untiled.
+# Refinement keeps the synthesis' activations for the backward pass: about 0.9 GB per megapixel
+# synthesised at once (docs/benchmarks.md) on top of plain encoding. With MSE that is one tile
+# with its halo; MS-SSIM needs the whole image.
 BYTES_PER_PIXEL = 1000
 
 
-def check_memory(pixels: int, available: int | None = None) -> None:
-    """Refuse, with a one-line error, to refine an image that would not fit in the memory
-    available now (Linux's MemAvailable; no check where that is unknown), instead of letting the
-    system kill the process mid-way."""
+def check_memory(pixels: int, distortion: str = "mse", available: int | None = None) -> None:
+    """Refuse, with a one-line error, to refine an image whose backward pass would not fit in the
+    memory available now (Linux's MemAvailable; no check where that is unknown), instead of
+    letting the system kill the process mid-way."""
+    window = (models.TILE + 2 * 16 * models.HALOS["g_s"]) ** 2
+    held = min(pixels, window) if distortion == "mse" else pixels
     available = _available_memory() if available is None else available
-    need = pixels * BYTES_PER_PIXEL
+    need = held * BYTES_PER_PIXEL
     if available is not None and need > available:
         raise NicodecError(
             f"refining this {pixels / 1e6:.1f}-megapixel image needs about {need / 1e9:.1f} GB of memory and "
@@ -96,12 +100,54 @@ class _Problem:
 
     def loss(self, coder) -> Tensor:
         """R + λ·D through ``coder``: distortion over the unpadded pixels, rate per unpadded pixel
-        (as a file's bpp)."""
+        (as a file's bpp).
+
+        With MSE the synthesis runs tile by tile (the tiles and halos of :mod:`nicodec.tiling`),
+        each tile's error back-propagated at once when ŷ needs a gradient, so one tile's
+        activations are held at a time, whatever the image size. The squared error is a sum over
+        pixels and each tile's pixels depend only on its window of ŷ, so the value and the
+        gradient are those of the whole-image pass. MS-SSIM is not a sum over tiles: whole image.
+        """
         h, w = self.size
         y_hat = self.model.code(coder, self.q, self.y, self.model._latent_size(self.x.shape))
-        x_hat = self.model._synthesize(_nhwc(y_hat), self.q)[..., :h, :w]
-        out = ModelOutput(x_hat, coder.likelihoods)
-        return rd_loss(self.x[..., :h, :w], out, torch.tensor([self.lam]), self.distortion)[0]
+        if self.distortion != "mse":
+            x_hat = self.model._synthesize(_nhwc(y_hat), self.q)[..., :h, :w]
+            out = ModelOutput(x_hat, coder.likelihoods)
+            return rd_loss(self.x[..., :h, :w], out, torch.tensor([self.lam]), self.distortion)[0]
+        rate = sum(-torch.log2(p.float()).sum() for p in coder.likelihoods.values()) / (h * w)
+        weight = self.lam * 255**2 / (3 * h * w)  # λ·255²·MSE = weight · squared error
+        sse, grad = self._squared_error(y_hat)
+        if grad is None:
+            return rate + weight * sse
+        # the value R + λD; the gradient of R plus λ·∂D/∂ŷ, carried by ⟨ŷ, g⟩ − ⟨ŷ, g⟩ (exactly 0)
+        return rate + weight * sse + weight * ((y_hat * grad).sum() - (y_hat.detach() * grad).sum())
+
+    def _squared_error(self, y_hat: Tensor) -> tuple[float, Tensor | None]:
+        """Σ (x̂ − x)² over the unpadded pixels, synthesised tile by tile, and its gradient with
+        respect to ŷ (None when ŷ needs none)."""
+        h, w = self.size
+        inverse_gain = self.model.y_inverse_gain(self.q).detach()
+        latent = y_hat.detach()
+        grad = torch.zeros_like(latent) if y_hat.requires_grad else None
+        tile, halo, s = models.TILE // 16, models.HALOS["g_s"], 16  # read at call time (tests shrink TILE)
+        rows, cols = latent.shape[-2:]
+        total = 0.0
+        for top in range(0, -(-h // s), tile):
+            for left in range(0, -(-w // s), tile):
+                bottom, right = min(top + tile, rows), min(left + tile, cols)
+                t0, l0 = max(0, top - halo), max(0, left - halo)
+                window = latent[..., t0 : min(bottom + halo, rows), l0 : min(right + halo, cols)].clone()
+                with torch.set_grad_enabled(grad is not None):
+                    window.requires_grad_(grad is not None)
+                    x_hat = self.model.g_s(_nhwc(window * inverse_gain))
+                    r1, c1 = min(bottom * s, h), min(right * s, w)
+                    piece = x_hat[..., top * s - t0 * s : r1 - t0 * s, left * s - l0 * s : c1 - l0 * s]
+                    error = (piece - self.x[..., top * s : r1, left * s : c1]).square().sum()
+                if grad is not None:
+                    error.backward()
+                    grad[..., t0 : t0 + window.shape[-2], l0 : l0 + window.shape[-1]] += window.grad
+                total += float(error.detach())
+        return total, grad
 
 
 def refine(

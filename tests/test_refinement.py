@@ -92,9 +92,51 @@ def test_refinement_needs_steps_and_trained_lambdas(tiny_codec, rng):
 def test_refinement_refuses_an_image_that_would_not_fit_in_memory(monkeypatch, sample_image):
     from nicodec import refinement
 
-    refinement.check_memory(4_000_000, available=5 * 10**9)  # fits: no error
+    twelve = 4032 * 3024
+    refinement.check_memory(twelve, "mse", available=2 * 10**9)  # MSE: one tile's window held at a time
     with pytest.raises(NicodecError, match=r"12\.2-megapixel image needs about 12\.2 GB .* 8\.0 GB is available"):
-        refinement.check_memory(4032 * 3024, available=8 * 10**9)
+        refinement.check_memory(twelve, "ms-ssim", available=8 * 10**9)  # MS-SSIM: the whole image
+    with pytest.raises(NicodecError, match="needs about 1.2 GB"):
+        refinement.check_memory(twelve, "mse", available=10**9)
     monkeypatch.setattr(refinement, "_available_memory", lambda: 10**6)  # the codec checks before any work
     with pytest.raises(NicodecError, match="without refinement"):
         nicodec.load("factorized").compress(sample_image, 3.0, refine=1)
+
+
+@pytest.mark.parametrize("name", ["factorized", "meanscale"])
+def test_tiled_refinement_loss_has_the_whole_image_value_and_gradient(name, sample_image, monkeypatch):
+    """The MSE refinement loss synthesises tile by tile (bounded memory); with tiles of 64 pixels
+    on a 200×136 crop its value and gradient match the whole-image R + λ·D of objective.rd_loss."""
+    from nicodec import models
+    from nicodec.latent_coders import OverridingCoder, RelaxedCoder
+    from nicodec.models import ModelOutput, _nhwc
+    from nicodec.objective import rd_loss
+    from nicodec.refinement import _Problem
+
+    model = nicodec.load(name).model.requires_grad_(False)  # as refine() has it
+    x = _tensor(np.asarray(sample_image)[:192, :256])  # padded size; the image is 136 × 200
+    size, q, lam = (136, 200), model._quality(3.0, 1), 0.0067
+    y0 = model.analyze(x)
+    problem = _Problem(model, x, size, y0, q, lam, "mse")
+
+    def loss_and_grad(tile: int, whole: bool):
+        monkeypatch.setattr(models, "TILE", tile)
+        y = (y0 * model.y_gain(q)).detach().clone().requires_grad_(True)
+        coder = OverridingCoder(RelaxedCoder("mixed", torch.Generator().manual_seed(0)), {"y": y})
+        if whole:
+            y_hat = model.code(coder, q, y0, model._latent_size(x.shape))
+            x_hat = model._synthesize(_nhwc(y_hat), q)[..., : size[0], : size[1]]
+            loss = rd_loss(x[..., : size[0], : size[1]], ModelOutput(x_hat, coder.likelihoods), torch.tensor([lam]), "mse")[0]
+        else:
+            loss = problem.loss(coder)
+        loss.backward()
+        return float(loss.detach()), y.grad
+
+    reference, reference_grad = loss_and_grad(1 << 30, whole=True)
+    value, grad = loss_and_grad(64, whole=False)
+    assert value == pytest.approx(reference, rel=1e-5)
+    error = float((grad - reference_grad).abs().max())
+    assert error < 1e-4 * float(reference_grad.abs().max())
+    monkeypatch.setattr(models, "HALOS", {**models.HALOS, "g_s": 1})  # the check can fail
+    _, narrow = loss_and_grad(64, whole=False)
+    assert float((narrow - reference_grad).abs().max()) > max(100 * error, 1e-6)
