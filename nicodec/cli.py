@@ -61,7 +61,8 @@ def cmd_compress(args) -> int:
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnrefinedWarning)
-        data = codec.compress(image, quality=args.quality, refine=args.refine, max_bytes=budget)
+        data = codec.compress(image, quality=args.quality, refine=args.refine, max_bytes=budget,
+                              progress=sys.stderr.isatty())
     seconds = time.perf_counter() - start
     refined = args.refine and not any(issubclass(w.category, UnrefinedWarning) for w in caught)
     atomic_write_bytes(out, data)

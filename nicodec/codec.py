@@ -82,22 +82,23 @@ class Codec:
         s = self.model.stride
         return (-(-h // s) * s, -(-w // s) * s)
 
-    def compress(self, image, quality: float | None = None, refine: int = 0, max_bytes: int | None = None) -> bytes:
+    def compress(self, image, quality: float | None = None, refine: int = 0, max_bytes: int | None = None,
+                 progress: bool = False) -> bytes:
         """Compress a PIL image, (H, W[, C]) uint8 array or (C, H, W) tensor to ``.nic`` bytes.
 
         ``refine``: steps of encoder-side latent refinement (:mod:`nicodec.refinement`) — slower
         encoding (each step costs about two decodes), a lower rate–distortion cost; the file
         decodes as any other. ``max_bytes`` (instead of ``quality``): the highest quality whose
         file fits in that many bytes (:mod:`nicodec.rate_control`); with ``refine``, the refined
-        file where it fits too.
+        file where it fits too. ``progress``: a progress bar on stderr while refining.
         """
-        return self._encode(image, quality, reconstruct=False, refine=refine, max_bytes=max_bytes)[0]
+        return self._encode(image, quality, False, refine, max_bytes, progress)[0]
 
-    def encode(self, image, quality: float | None = None, refine: int = 0,
-               max_bytes: int | None = None) -> tuple[bytes, Coded]:
+    def encode(self, image, quality: float | None = None, refine: int = 0, max_bytes: int | None = None,
+               progress: bool = False) -> tuple[bytes, Coded]:
         """Like :meth:`compress`, also returning the encoder's latents and reconstruction (which
         costs a run of the synthesis transform: :meth:`compress` skips it)."""
-        return self._encode(image, quality, reconstruct=True, refine=refine, max_bytes=max_bytes)
+        return self._encode(image, quality, True, refine, max_bytes, progress)
 
     def _refinement_lambda(self, quality: float) -> tuple[float, str]:
         lambdas = self.metadata.get("lambdas")
@@ -116,7 +117,7 @@ class Codec:
         return steps
 
     def _encode(self, image, quality: float | None, reconstruct: bool, refine: int = 0,
-                max_bytes: int | None = None) -> tuple[bytes, Coded]:
+                max_bytes: int | None = None, progress: bool = False) -> tuple[bytes, Coded]:
         steps = self._check_refine(refine)
         budget = self._check_budget(max_bytes, quality)
         planes = to_planes(image)
@@ -145,7 +146,7 @@ class Codec:
             lam, distortion = self._refinement_lambda(q)
             refinement.check_memory(ph * pw, distortion)
             config = refinement.RefineConfig(steps=steps)
-            latents = refinement.refine(self.model, x, q, lam, distortion, (h, w), config).latents
+            latents = refinement.refine(self.model, x, q, lam, distortion, (h, w), config, progress).latents
             data, coded = pack(q, reconstruct, latents)
             if budget is None or len(data) <= budget:
                 return data, coded

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+from tqdm import tqdm
 
 from .errors import NicodecError
 from .latent_coders import OverridingCoder, RelaxedCoder, RoundingCoder
@@ -158,9 +159,11 @@ def refine(
     distortion: str = "mse",
     size: tuple[int, int] | None = None,
     config: RefineConfig = RefineConfig(),
+    progress: bool = False,
 ) -> Refined:
     """Refine the main latent of ``x`` (1, 3, H, W) in [0, 1], padded to the model's stride, for
-    quality ``quality`` whose trained trade-off is ``lam``; ``size``: the unpadded (h, w)."""
+    quality ``quality`` whose trained trade-off is ``lam``; ``size``: the unpadded (h, w).
+    ``progress``: a progress bar on stderr (a large photo takes minutes)."""
     was_training = model.training
     model.eval()
     needs_grad = [p for p in model.parameters() if p.requires_grad]
@@ -176,6 +179,7 @@ def refine(
         best = y.detach().clone()
         optimizer = torch.optim.Adam([y], lr=config.lr)
         noise = torch.Generator().manual_seed(config.seed)  # same image, same file; global RNG untouched
+        bar = tqdm(total=config.steps, desc="refining", unit="step", disable=not progress, leave=False, dynamic_ncols=True)
         for step in range(config.steps):
             optimizer.param_groups[0]["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.steps))
             loss = problem.loss(OverridingCoder(RelaxedCoder("mixed", noise), {"y": y}))
@@ -187,6 +191,8 @@ def refine(
                     hard = float(problem.loss(OverridingCoder(RoundingCoder(), {"y": y})))
                 if hard < best_loss:
                     best_loss, best = hard, y.detach().clone()
+            bar.update(1)
+        bar.close()
     finally:
         for p in needs_grad:
             p.requires_grad_(True)

@@ -140,3 +140,12 @@ def test_tiled_refinement_loss_has_the_whole_image_value_and_gradient(name, samp
     monkeypatch.setattr(models, "HALOS", {**models.HALOS, "g_s": 1})  # the check can fail
     _, narrow = loss_and_grad(64, whole=False)
     assert float((narrow - reference_grad).abs().max()) > max(100 * error, 1e-6)
+
+
+def test_progress_bar_only_when_asked(sample_image, capsys):
+    codec = nicodec.load("factorized")
+    crop = sample_image.crop((0, 0, 64, 64))
+    quiet = codec.compress(crop, 3.0, refine=2)
+    assert capsys.readouterr().err == ""
+    assert codec.compress(crop, 3.0, refine=2, progress=True) == quiet
+    assert "refining" in capsys.readouterr().err
