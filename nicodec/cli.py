@@ -64,14 +64,15 @@ def cmd_compress(args) -> int:
         data = codec.compress(image, quality=args.quality, refine=args.refine, max_bytes=budget,
                               progress=sys.stderr.isatty())
     seconds = time.perf_counter() - start
-    refined = args.refine and not any(issubclass(w.category, UnrefinedWarning) for w in caught)
+    unrefined = any(issubclass(warning.category, UnrefinedWarning) for warning in caught)
+    refine_note = "" if not args.refine else (
+        ", unrefined (the refined file did not fit)" if unrefined else f", refined {args.refine} steps")
     atomic_write_bytes(out, data)
     q = container.unpack(data).quality
     print(
         f"{src} ({w}x{h} {image.mode}) -> {out}: {len(data):,} bytes, {len(data) * 8 / (w * h):.4f} bpp, "
         f"{codec.name} quality {q:g}{f' (fitted to {budget:,} bytes)' if budget else ''}"
-        f"{f', refined {args.refine} steps' if refined else ''}{', unrefined (the refined file did not fit)' if args.refine and not refined else ''}"
-        f", {seconds:.2f} s"
+        f"{refine_note}, {seconds:.2f} s"
     )
     return 0
 

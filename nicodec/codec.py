@@ -146,7 +146,7 @@ class Codec:
             lam, distortion = self._refinement_lambda(q)
             refinement.check_memory(ph * pw, distortion)
             config = refinement.RefineConfig(steps=steps)
-            latents = refinement.refine(self.model, x, q, lam, distortion, (h, w), config, progress).latents
+            latents = refinement.refine(self.model, x, q, lam, distortion, (h, w), config, progress=progress, y=y).latents
             data, coded = pack(q, reconstruct, latents)
             if budget is None or len(data) <= budget:
                 return data, coded

@@ -25,11 +25,12 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from . import models
 from .errors import NicodecError
 from .latent_coders import OverridingCoder, RelaxedCoder, RoundingCoder
-from . import models
 from .models import CompressionModel, ModelOutput, _nhwc
 from .objective import rd_loss
+from .tiling import tile_windows
 
 
 # Refinement keeps the synthesis' activations for the backward pass: about 0.9 GB per megapixel
@@ -131,23 +132,19 @@ class _Problem:
         latent = y_hat.detach()
         grad = torch.zeros_like(latent) if y_hat.requires_grad else None
         tile, halo, s = models.TILE // 16, models.HALOS["g_s"], 16  # read at call time (tests shrink TILE)
-        rows, cols = latent.shape[-2:]
         total = 0.0
-        for top in range(0, -(-h // s), tile):
-            for left in range(0, -(-w // s), tile):
-                bottom, right = min(top + tile, rows), min(left + tile, cols)
-                t0, l0 = max(0, top - halo), max(0, left - halo)
-                window = latent[..., t0 : min(bottom + halo, rows), l0 : min(right + halo, cols)].clone()
-                with torch.set_grad_enabled(grad is not None):
-                    window.requires_grad_(grad is not None)
-                    x_hat = self.model.g_s(_nhwc(window * inverse_gain))
-                    r1, c1 = min(bottom * s, h), min(right * s, w)
-                    piece = x_hat[..., top * s - t0 * s : r1 - t0 * s, left * s - l0 * s : c1 - l0 * s]
-                    error = (piece - self.x[..., top * s : r1, left * s : c1]).square().sum()
-                if grad is not None:
-                    error.backward()
-                    grad[..., t0 : t0 + window.shape[-2], l0 : l0 + window.shape[-1]] += window.grad
-                total += float(error.detach())
+        for (top, bottom, left, right), (t0, t1, l0, l1) in tile_windows(*latent.shape[-2:], tile, halo):
+            window = latent[..., t0:t1, l0:l1].clone()
+            with torch.set_grad_enabled(grad is not None):
+                window.requires_grad_(grad is not None)
+                x_hat = self.model.g_s(_nhwc(window * inverse_gain))
+                r1, c1 = min(bottom * s, h), min(right * s, w)
+                piece = x_hat[..., top * s - t0 * s : r1 - t0 * s, left * s - l0 * s : c1 - l0 * s]
+                error = (piece - self.x[..., top * s : r1, left * s : c1]).square().sum()
+            if grad is not None:
+                error.backward()
+                grad[..., t0:t1, l0:l1] += window.grad
+            total += float(error.detach())
         return total, grad
 
 
@@ -160,10 +157,12 @@ def refine(
     size: tuple[int, int] | None = None,
     config: RefineConfig = RefineConfig(),
     progress: bool = False,
+    y: Tensor | None = None,
 ) -> Refined:
     """Refine the main latent of ``x`` (1, 3, H, W) in [0, 1], padded to the model's stride, for
     quality ``quality`` whose trained trade-off is ``lam``; ``size``: the unpadded (h, w).
-    ``progress``: a progress bar on stderr (a large photo takes minutes)."""
+    ``progress``: a progress bar on stderr (a large photo takes minutes). ``y``: ``model.analyze(x)``
+    when the caller has it already."""
     was_training = model.training
     model.eval()
     needs_grad = [p for p in model.parameters() if p.requires_grad]
@@ -171,7 +170,7 @@ def refine(
         p.requires_grad_(False)
     try:
         with torch.no_grad():
-            y0 = model.analyze(x).contiguous()
+            y0 = (model.analyze(x) if y is None else y).contiguous()
             problem = _Problem(model, x, size or tuple(x.shape[-2:]), y0, model._quality(quality, 1), lam, distortion)
             first = OverridingCoder(RoundingCoder())
             best_loss = before = float(problem.loss(first))

@@ -14,7 +14,7 @@ sampling grid as the whole image.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 import torch
@@ -35,16 +35,26 @@ def tiled(fn: Callable[[Tensor], Tensor], x: Tensor, scale: Fraction | int, tile
     if height <= tile and width <= tile:
         return fn(x)
     out = None
+    for (top, bottom, left, right), (t0, t1, l0, l1) in tile_windows(height, width, tile, halo):
+        piece = fn(x[..., t0:t1, l0:l1])
+        if out is None:
+            layout = torch.channels_last if piece.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+            shape = (*piece.shape[:2], int(height * scale), int(width * scale))
+            out = torch.empty(shape, dtype=piece.dtype, device=piece.device, memory_format=layout)
+        rows = slice(int((top - t0) * scale), int((bottom - t0) * scale))
+        cols = slice(int((left - l0) * scale), int((right - l0) * scale))
+        out[..., int(top * scale) : int(bottom * scale), int(left * scale) : int(right * scale)] = piece[..., rows, cols]
+    return out
+
+
+Box = tuple[int, int, int, int]  # top, bottom, left, right
+
+
+def tile_windows(height: int, width: int, tile: int, halo: int) -> Iterator[tuple[Box, Box]]:
+    """Each tile of a height × width grid, row by row, and its window: the tile extended by
+    ``halo`` on every side, within the grid."""
     for top in range(0, height, tile):
         for left in range(0, width, tile):
             bottom, right = min(top + tile, height), min(left + tile, width)
-            t0, l0 = max(0, top - halo), max(0, left - halo)
-            piece = fn(x[..., t0 : min(bottom + halo, height), l0 : min(right + halo, width)])
-            if out is None:
-                layout = torch.channels_last if piece.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-                shape = (*piece.shape[:2], int(height * scale), int(width * scale))
-                out = torch.empty(shape, dtype=piece.dtype, device=piece.device, memory_format=layout)
-            rows = slice(int((top - t0) * scale), int((bottom - t0) * scale))
-            cols = slice(int((left - l0) * scale), int((right - l0) * scale))
-            out[..., int(top * scale) : int(bottom * scale), int(left * scale) : int(right * scale)] = piece[..., rows, cols]
-    return out
+            yield (top, bottom, left, right), (max(0, top - halo), min(bottom + halo, height),
+                                               max(0, left - halo), min(right + halo, width))

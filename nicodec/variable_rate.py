@@ -74,5 +74,5 @@ def remap_levels(table: Tensor, source: Sequence[float], target: Sequence[float]
         i = int(torch.searchsorted(log_source, torch.tensor(t, dtype=torch.float64))) - 1
         i = min(max(i, 0), len(source) - 2)
         w = (t - float(log_source[i])) / float(log_source[i + 1] - log_source[i])
-        rows.append(table[i + 1].clone() if w == 1 else table[i].clone() if w == 0 else (1 - w) * table[i] + w * table[i + 1])
+        rows.append((1 - w) * table[i] + w * table[i + 1])  # exactly a trained row where λ matches (w = 0 or 1)
     return torch.stack(rows)
