@@ -68,11 +68,15 @@ def cmd_compress(args) -> int:
     refine_note = "" if not args.refine else (
         ", unrefined (the refined file did not fit)" if unrefined else f", refined {args.refine} steps")
     atomic_write_bytes(out, data)
-    q = container.unpack(data).quality
+    nic = container.unpack(data)
+    upright = image.getexif().get(0x0112, 1) not in (1, None)  # EXIF orientation, applied by the codec
+    notes = refine_note + (", turned upright (EXIF orientation)" if upright else "")
+    if container.ICC in nic.metadata:
+        notes += f", ICC profile kept ({len(nic.metadata[container.ICC]):,} bytes)"
     print(
-        f"{src} ({w}x{h} {image.mode}) -> {out}: {len(data):,} bytes, {len(data) * 8 / (w * h):.4f} bpp, "
-        f"{codec.name} quality {q:g}{f' (fitted to {budget:,} bytes)' if budget else ''}"
-        f"{refine_note}, {seconds:.2f} s"
+        f"{src} ({nic.width}x{nic.height} {image.mode}) -> {out}: {len(data):,} bytes, {len(data) * 8 / (w * h):.4f} bpp, "
+        f"{codec.name} quality {nic.quality:g}{f' (fitted to {budget:,} bytes)' if budget else ''}"
+        f"{notes}, {seconds:.2f} s"
     )
     return 0
 
@@ -96,8 +100,9 @@ def cmd_decompress(args) -> int:
     image = zoo.decompress(data, codec)
     seconds = time.perf_counter() - start
     fmt = None if out.suffix else "PNG"
+    icc = {"icc_profile": image.info["icc_profile"]} if "icc_profile" in image.info else {}
     try:
-        atomic_write(out, lambda tmp: image.save(tmp, format=fmt or _format_for(out)))
+        atomic_write(out, lambda tmp: image.save(tmp, format=fmt or _format_for(out), **icc))
     except (ValueError, KeyError) as exc:
         raise NicodecError(f"cannot write {out}: {exc}") from None
     w, h = image.size
@@ -130,7 +135,11 @@ def cmd_info(args) -> int:
     print(f"image:      {nic.width}x{nic.height} {MODES[nic.mode]}")
     print(f"size:       {len(data):,} bytes, {len(data) * 8 / pixels:.4f} bpp")
     lengths = ", ".join(f"{len(s):,}" for s in nic.streams[:-1])
-    print(f"streams:    {lengths} bytes; alpha {len(nic.streams[-1]):,} bytes; header {container.header_size(len(nic.streams))} bytes")
+    streams = len(nic.streams) + bool(nic.metadata)
+    print(f"streams:    {lengths} bytes; alpha {len(nic.streams[-1]):,} bytes; header {container.header_size(streams)} bytes")
+    for tag, value in nic.metadata.items():
+        what = "ICC profile" if tag == container.ICC else f"metadata {tag!r}"
+        print(f"{'metadata:':<12}{what}, {len(value):,} bytes")
     return 0
 
 

@@ -86,6 +86,9 @@ class Codec:
                  progress: bool = False) -> bytes:
         """Compress a PIL image, (H, W[, C]) uint8 array or (C, H, W) tensor to ``.nic`` bytes.
 
+        A PIL image is coded upright (its EXIF orientation applied) and keeps its ICC profile
+        unless that is sRGB (:mod:`nicodec.images`); the decoded image has it in ``info``.
+
         ``refine``: steps of encoder-side latent refinement (:mod:`nicodec.refinement`) — slower
         encoding (each step costs about two decodes), a lower rate–distortion cost; the file
         decodes as any other. ``max_bytes`` (instead of ``quality``): the highest quality whose
@@ -136,6 +139,7 @@ class Codec:
             nic = container.NicFile(
                 model=self.name, weights_id=self.weights_id, quality=q, width=w, height=h,
                 mode=MODES.index(planes.mode), param_crc=coded.param_crc, streams=[*coded.streams, alpha],
+                metadata={container.ICC: planes.icc} if planes.icc else {},
             )
             return container.pack(nic), coded
 
@@ -191,7 +195,8 @@ class Codec:
             )
         rgb = _to_uint8(coded.x_hat[0, :, : nic.height, : nic.width])
         mode = MODES[nic.mode]
-        return Decoded(from_planes(rgb, self._alpha(nic, mode), mode), coded, nic)
+        image = from_planes(rgb, self._alpha(nic, mode), mode, nic.metadata.get(container.ICC))
+        return Decoded(image, coded, nic)
 
     def _check_origin(self, nic: container.NicFile) -> None:
         if nic.model != self.name:

@@ -5,21 +5,29 @@ Reader and writer both use the one declaration, so they cannot disagree. See doc
     header fields (little-endian, see HEADER)
     stream lengths     n_streams × uint32
     crc32              uint32, over everything before it and the payload
-    payload            the streams, concatenated (model streams, then the alpha stream)
+    payload            the streams, concatenated (model streams, the alpha stream, and in
+                       version 2 a last stream of metadata chunks, e.g. the ICC profile)
+
+A file without metadata is written as version 1, so older readers still read it; one with
+metadata is version 2, which they refuse by name rather than misreading it.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import CorruptFileError
 
 MAGIC = b"\x89NIC"
-VERSION = 1
+VERSION = 1  # without metadata
+VERSION_METADATA = 2  # with a trailing metadata stream
+VERSIONS = (VERSION, VERSION_METADATA)
 MAX_SIDE = 1 << 15  # refuse absurd sizes before allocating anything
 MAX_STREAMS = 16
+MAX_METADATA = 1 << 24  # bytes of metadata chunks after inflating (ICC profiles are KBs)
+ICC = "ICC "  # metadata tag: the image's ICC colour profile, as in the source file
 
 # (field, struct code) in file order. The one declaration of the header.
 HEADER = (
@@ -47,21 +55,23 @@ class NicFile:
     mode: int
     param_crc: int
     streams: list[bytes]  # model streams, then the alpha stream (empty when there is no alpha)
-    version: int = VERSION
+    metadata: dict[str, bytes] = field(default_factory=dict)  # 4-character tag -> bytes
+    version: int = VERSION  # set by unpack; pack chooses it from the metadata
 
 
 def pack(f: NicFile) -> bytes:
     """Serialise a NicFile to bytes."""
+    streams = [*f.streams, _pack_metadata(f.metadata)] if f.metadata else f.streams
     values = dict(
-        magic=MAGIC, version=f.version, model=f.model.encode("ascii"), weights_id=f.weights_id,
+        magic=MAGIC, version=VERSION_METADATA if f.metadata else VERSION, model=f.model.encode("ascii"), weights_id=f.weights_id,
         quality=f.quality, width=f.width, height=f.height, mode=f.mode, param_crc=f.param_crc,
-        n_streams=len(f.streams),
+        n_streams=len(streams),
     )
     if len(values["model"]) > 16:
         raise ValueError("model name longer than 16 bytes")
     head = _HEADER.pack(*(values[name] for name, _ in HEADER))
-    head += struct.pack(f"<{len(f.streams)}I", *(len(s) for s in f.streams))
-    payload = b"".join(f.streams)
+    head += struct.pack(f"<{len(streams)}I", *(len(s) for s in streams))
+    payload = b"".join(streams)
     crc = zlib.crc32(payload, zlib.crc32(head))
     return head + struct.pack("<I", crc) + payload
 
@@ -75,8 +85,9 @@ def unpack(data: bytes) -> NicFile:
     if len(data) < _HEADER.size:
         raise CorruptFileError("truncated .nic file (header incomplete)")
     fields = dict(zip((name for name, _ in HEADER), _HEADER.unpack_from(data)))
-    if fields["version"] != VERSION:
-        raise CorruptFileError(f"unsupported .nic format version {fields['version']} (this nicodec reads {VERSION})")
+    if fields["version"] not in VERSIONS:
+        raise CorruptFileError(
+            f"unsupported .nic format version {fields['version']} (this nicodec reads {' and '.join(map(str, VERSIONS))})")
     n = fields["n_streams"]
     if n > MAX_STREAMS:
         raise CorruptFileError("corrupt .nic file (bad stream count)")
@@ -103,13 +114,53 @@ def unpack(data: bytes) -> NicFile:
     for length in lengths:
         streams.append(payload[offset : offset + length])
         offset += length
+    metadata = {}
+    if fields["version"] == VERSION_METADATA:
+        if n < 2:
+            raise CorruptFileError("corrupt .nic file (bad stream count)")
+        metadata = _unpack_metadata(streams.pop())
     return NicFile(
         model=model, weights_id=fields["weights_id"], quality=fields["quality"], width=fields["width"],
         height=fields["height"], mode=fields["mode"], param_crc=fields["param_crc"], streams=streams,
-        version=fields["version"],
+        metadata=metadata, version=fields["version"],
     )
 
 
+def _pack_metadata(chunks: dict[str, bytes]) -> bytes:
+    """Chunks as (4-byte ASCII tag, uint32 length, bytes) records, zlib-compressed as one."""
+    records = []
+    for tag, value in chunks.items():
+        if len(tag) != 4 or not tag.isascii():
+            raise ValueError(f"metadata tags are 4 ASCII characters, got {tag!r}")
+        records.append(struct.pack("<4sI", tag.encode("ascii"), len(value)) + value)
+    raw = b"".join(records)
+    if len(raw) > MAX_METADATA:
+        raise ValueError(f"metadata of {len(raw):,} bytes is over the {MAX_METADATA:,} a .nic file holds")
+    return zlib.compress(raw, 9)
+
+
+def _unpack_metadata(stream: bytes) -> dict[str, bytes]:
+    """The chunks of a metadata stream; unknown tags are kept (and ignored by the decoder)."""
+    inflate = zlib.decompressobj()
+    try:
+        raw = inflate.decompress(stream, MAX_METADATA + 1)
+    except zlib.error:
+        raw = None
+    if raw is None or len(raw) > MAX_METADATA or not inflate.eof or inflate.unused_data:
+        raise CorruptFileError("corrupt .nic file (metadata)")
+    chunks, offset = {}, 0
+    while offset < len(raw):
+        if offset + 8 > len(raw):
+            raise CorruptFileError("corrupt .nic file (metadata)")
+        tag, length = struct.unpack_from("<4sI", raw, offset)
+        value = raw[offset + 8 : offset + 8 + length]
+        if len(value) != length or not tag.isascii():
+            raise CorruptFileError("corrupt .nic file (metadata)")
+        chunks[tag.decode("ascii")] = value
+        offset += 8 + length
+    return chunks
+
+
 def header_size(n_streams: int) -> int:
-    """Bytes before the payload for a file with ``n_streams`` streams."""
+    """Bytes before the payload for a file with ``n_streams`` streams (the metadata stream included)."""
     return _HEADER.size + 4 * n_streams + 4

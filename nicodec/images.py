@@ -3,6 +3,11 @@
 The models code RGB; grayscale is coded as RGB and converted back; alpha is kept losslessly
 beside the coded image. Anything else is converted when that loses nothing that matters
 (palette, CMYK, YCbCr, 1-bit) or rejected with a message saying what to do.
+
+Photos are coded as they are meant to be seen: an EXIF orientation is applied to the pixels (the
+decoded image carries no EXIF to rotate it later), and an ICC colour profile travels with the file
+unless it is sRGB, which every viewer assumes anyway (a 3 KB sRGB profile would cost more than
+the latents of a small image).
 """
 
 from __future__ import annotations
@@ -10,22 +15,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import io
+
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import NicodecError
 
 MODES = ("L", "LA", "RGB", "RGBA")  # what a .nic file can restore; index = code in the header
+_ORIENTATION = 0x0112  # EXIF tag
+_PROFILE_SPACE = {"L": "GRAY", "LA": "GRAY", "RGB": "RGB", "RGBA": "RGB"}  # ICC colour space a mode takes
 
 
 @dataclass
 class Planes:
-    """rgb: (H, W, 3) uint8; alpha: (H, W) uint8 or None; mode: one of MODES."""
+    """rgb: (H, W, 3) uint8; alpha: (H, W) uint8 or None; mode: one of MODES; icc: the colour
+    profile to keep with the image (None: sRGB)."""
 
     rgb: np.ndarray
     alpha: np.ndarray | None
     mode: str
+    icc: bytes | None = None
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -56,6 +67,9 @@ def to_planes(image: Image.Image | np.ndarray | torch.Tensor) -> Planes:
 
 
 def _from_pil(image: Image.Image) -> Planes:
+    icc = image.info.get("icc_profile") or None
+    if image.getexif().get(_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         raise NicodecError(f"{mode} images (16-bit / 32-bit) are not supported: convert to 8-bit first")
@@ -74,7 +88,35 @@ def _from_pil(image: Image.Image) -> Planes:
             image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX
         except ValueError:
             raise NicodecError(f"unsupported image mode {mode!r}") from None
-    return _from_array(np.asarray(image), image.mode)
+    planes = _from_array(np.asarray(image), image.mode)
+    planes.icc = icc if icc and _profile_to_keep(icc, planes.mode) else None
+    return planes
+
+
+def _profile_to_keep(icc: bytes, mode: str) -> bool:
+    """Whether an ICC profile says something about ``mode``'s pixels that sRGB does not.
+
+    Dropped: sRGB itself (whatever its bytes: the test is what it does to colours), profiles
+    for another colour space than the coded one (a CMYK profile after conversion to RGB), and
+    profiles Little CMS cannot read.
+    """
+    try:
+        from PIL import ImageCms
+    except ImportError:  # Pillow without Little CMS: keep what the image came with
+        return True
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if profile.profile.xcolor_space.strip() != _PROFILE_SPACE[mode]:
+            return False
+        if _PROFILE_SPACE[mode] == "GRAY":
+            return True
+        srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+        levels = np.linspace(0, 255, 7).round().astype(np.uint8)
+        probe = np.stack(np.meshgrid(levels, levels, levels), -1).reshape(1, -1, 3)  # 343 colours
+        seen = ImageCms.profileToProfile(Image.fromarray(probe), profile, srgb, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return False
+    return int(np.abs(np.asarray(seen, np.int16) - probe).max()) > 1
 
 
 def _tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
@@ -116,9 +158,14 @@ def _from_array(array: np.ndarray, mode: str | None = None) -> Planes:
     return Planes(np.ascontiguousarray(color), None if alpha is None else np.ascontiguousarray(alpha), mode)
 
 
-def from_planes(rgb: np.ndarray, alpha: np.ndarray | None, mode: str) -> Image.Image:
-    """The PIL image of ``mode`` that :func:`to_planes` would have turned into these planes."""
+def from_planes(rgb: np.ndarray, alpha: np.ndarray | None, mode: str, icc: bytes | None = None) -> Image.Image:
+    """The PIL image of ``mode`` that :func:`to_planes` would have turned into these planes
+    (with its ICC profile in ``info["icc_profile"]``, which Pillow writes into PNG, JPEG, WebP...)."""
     if mode in ("L", "LA"):
         gray = np.round(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        return Image.fromarray(gray if mode == "L" else np.dstack([gray, alpha]), mode)
-    return Image.fromarray(rgb if mode == "RGB" else np.dstack([rgb, alpha]), mode)
+        image = Image.fromarray(gray if mode == "L" else np.dstack([gray, alpha]), mode)
+    else:
+        image = Image.fromarray(rgb if mode == "RGB" else np.dstack([rgb, alpha]), mode)
+    if icc:
+        image.info["icc_profile"] = icc
+    return image

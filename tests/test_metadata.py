@@ -1,0 +1,157 @@
+"""Photos come out as they went in: EXIF orientation applied, non-sRGB ICC profiles carried."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageOps
+
+import nicodec
+from nicodec import container
+from nicodec.cli import main
+from nicodec.errors import CorruptFileError
+from nicodec.images import to_planes
+
+ADOBE_RGB = ((0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446))  # D50-adapted colorants
+
+
+def icc_profile(colorants=ADOBE_RGB, gamma: float = 2.2, gray: bool = False) -> bytes:
+    """A minimal ICC v2 display profile (matrix/TRC, or gray TRC) written from the spec."""
+
+    def xyz(values) -> bytes:
+        return b"XYZ \0\0\0\0" + b"".join(struct.pack(">i", round(v * 65536)) for v in values)
+
+    text = b"nicodec test profile\0"
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67)
+    curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+    tags = [(b"desc", desc), (b"wtpt", xyz((0.9642, 1.0, 0.8249))), (b"cprt", b"text\0\0\0\0none\0\0\0\0")]
+    if gray:
+        tags.append((b"kTRC", curve))
+    else:
+        tags += [(b"rXYZ", xyz(colorants[0])), (b"gXYZ", xyz(colorants[1])), (b"bXYZ", xyz(colorants[2]))]
+        tags += [(b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    offset, table, body = 128 + 4 + 12 * len(tags), b"", b""
+    for sig, data in tags:
+        data += bytes(-len(data) % 4)
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = struct.pack(">I4sI4s4s4s", size, b"none", 0x02100000, b"mntr", b"GRAY" if gray else b"RGB ", b"XYZ ")
+    header += bytes(12) + b"acsp" + bytes(4 + 4 + 4 + 4 + 8 + 4) + xyz((0.9642, 1.0, 0.8249))[8:]
+    header += bytes(128 - len(header))
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.fixture(scope="module")
+def codec() -> nicodec.Codec:
+    return nicodec.create("factorized", N=8, M=12, levels=3, seed=0)
+
+
+def _photo(rng, mode: str = "RGB", size=(40, 24)) -> Image.Image:
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], len(mode)), dtype=np.uint8).squeeze(), mode)
+
+
+def test_the_handmade_profile_is_a_real_one():
+    profile = ImageCms.ImageCmsProfile(__import__("io").BytesIO(icc_profile()))
+    assert profile.profile.xcolor_space == "RGB "
+
+
+def test_a_wide_gamut_profile_travels_with_the_file(codec, rng, tmp_path):
+    image = _photo(rng)
+    image.info["icc_profile"] = icc_profile()
+    data = codec.compress(image, 2)
+    nic = container.unpack(data)
+    assert nic.version == 2 and nic.metadata == {container.ICC: icc_profile()}
+    decoded = codec.decompress(data)
+    assert decoded.info["icc_profile"] == icc_profile()
+    plain = image.copy()
+    plain.info.clear()
+    assert codec.decompress(data).tobytes() == codec.decompress(codec.compress(plain, 2)).tobytes()
+
+    # the command line writes it into PNG and JPEG outputs
+    image.save(tmp_path / "in.png", icc_profile=icc_profile())
+    assert main([ "compress", str(tmp_path / "in.png"), "-m", str(_saved(codec, tmp_path)), "-q", "2"]) == 0
+    for suffix in (".png", ".jpg"):
+        out = tmp_path / f"out{suffix}"
+        assert main(["decompress", str(tmp_path / "in.nic"), "-o", str(out), "-m", str(tmp_path / "w.safetensors")]) == 0
+        with Image.open(out) as written:
+            assert written.info.get("icc_profile") == icc_profile()
+
+
+def _saved(codec: nicodec.Codec, tmp_path) -> object:
+    path = tmp_path / "w.safetensors"
+    if not path.exists():
+        codec.save(path)
+    return path
+
+
+@pytest.mark.parametrize("profile", [SRGB, b"not an ICC profile", icc_profile(gray=True)], ids=["sRGB", "garbage", "gray-on-RGB"])
+def test_profiles_that_add_nothing_are_dropped(codec, rng, profile):
+    image = _photo(rng)
+    plain = codec.compress(image, 2)
+    image.info["icc_profile"] = profile
+    assert codec.compress(image, 2) == plain  # version 1, byte for byte
+
+
+def test_srgb_is_recognised_by_what_it_does_not_by_its_bytes(codec, rng):
+    """An sRGB-like profile with a plain 2.2 gamma differs visibly from sRGB in the shadows: kept."""
+    srgb_primaries = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
+    image = _photo(rng)
+    image.info["icc_profile"] = icc_profile(srgb_primaries, gamma=2.2)
+    assert container.unpack(codec.compress(image, 2)).version == 2
+    image.info["icc_profile"] = icc_profile(ADOBE_RGB, gamma=1.0)
+    assert container.unpack(codec.compress(image, 2)).version == 2
+
+
+def test_gray_images_keep_a_gray_profile(codec, rng):
+    image = _photo(rng, "L")
+    image.info["icc_profile"] = icc_profile(gray=True)
+    decoded = codec.decompress(codec.compress(image, 2))
+    assert decoded.mode == "L" and decoded.info["icc_profile"] == icc_profile(gray=True)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8, 2])
+def test_exif_orientation_is_applied_to_the_pixels(codec, rng, tmp_path, orientation):
+    image = _photo(rng, size=(48, 16))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "phone.jpg"
+    image.save(path, exif=exif, quality=95)
+    with Image.open(path) as stored:
+        upright = ImageOps.exif_transpose(stored)
+        planes = to_planes(stored)
+    np.testing.assert_array_equal(planes.rgb, np.asarray(upright))
+    rotated = orientation in (6, 8)
+    assert planes.rgb.shape[:2] == ((48, 16) if rotated else (16, 48))
+    with Image.open(path) as stored:
+        assert codec.decompress(codec.compress(stored, 2)).size == ((16, 48) if rotated else (48, 16))
+
+
+def test_cli_reports_orientation_and_profile(codec, rng, tmp_path, capsys):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    _photo(rng).save(tmp_path / "in.png", exif=exif, icc_profile=icc_profile())
+    assert main(["compress", str(tmp_path / "in.png"), "-m", str(_saved(codec, tmp_path)), "-q", "1"]) == 0
+    line = capsys.readouterr().out
+    assert "(24x40 RGB)" in line and "turned upright" in line and f"ICC profile kept ({len(icc_profile()):,} bytes)" in line
+    assert main(["info", str(tmp_path / "in.nic")]) == 0
+    info = capsys.readouterr().out
+    assert ".nic version 2" in info and f"ICC profile, {len(icc_profile()):,} bytes" in info
+
+
+def test_metadata_container_roundtrip_and_damage():
+    nic = container.NicFile(model="m", weights_id=b"12345678", quality=2.0, width=3, height=4, mode=2,
+                            param_crc=7, streams=[b"abc", b""], metadata={"ICC ": b"x" * 100, "Xtra": b""})
+    back = container.unpack(container.pack(nic))
+    assert back.version == 2 and back.streams == nic.streams and back.metadata == nic.metadata
+    assert container.unpack(container.pack(container.NicFile(**{**vars(nic), "metadata": {}}))).version == 1
+    for bad in (b"garbage", __import__("zlib").compress(b"ICC \xff\xff\xff\x00short"), __import__("zlib").compress(b"ICC")):
+        with pytest.raises(CorruptFileError, match="metadata"):
+            container._unpack_metadata(bad)
+    with pytest.raises(ValueError, match="4 ASCII"):
+        container.pack(container.NicFile(**{**vars(nic), "metadata": {"ICC": b""}}))
