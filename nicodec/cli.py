@@ -103,7 +103,7 @@ def cmd_decompress(args) -> int:
     icc = {"icc_profile": image.info["icc_profile"]} if "icc_profile" in image.info else {}
     try:
         atomic_write(out, lambda tmp: image.save(tmp, format=fmt or _format_for(out), **icc))
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, OSError) as exc:  # e.g. alpha into JPEG, a full disk
         raise NicodecError(f"cannot write {out}: {exc}") from None
     w, h = image.size
     print(f"{src} ({len(data):,} bytes) -> {out}: {w}x{h} {image.mode}, {seconds:.2f} s")

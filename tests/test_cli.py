@@ -100,6 +100,17 @@ def test_user_errors_exit_2_with_one_line(workspace, capsys):
     assert not (tmp / "w.nic").exists()
 
 
+def test_an_output_format_that_cannot_hold_the_image_is_a_user_error(workspace, capsys, rng):
+    tmp, weights, _ = workspace
+    Image.fromarray(rng.integers(0, 256, (20, 30, 4), dtype=np.uint8), "RGBA").save(tmp / "alpha.png")
+    assert main(["compress", str(tmp / "alpha.png"), "--model", str(weights), "-q", "1"]) == 0
+    capsys.readouterr()
+    assert main(["decompress", str(tmp / "alpha.nic"), "-o", str(tmp / "alpha.jpg"), "--model", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nicodec: error: cannot write") and "RGBA" in err and err.count("\n") == 1
+    assert not (tmp / "alpha.jpg").exists() and [p.name for p in tmp.iterdir() if p.name.startswith(".")] == []
+
+
 def test_demo_runs_the_default_model_on_the_bundled_sample():
     result = subprocess.run([sys.executable, "-m", "nicodec", "demo", "--quality", "2"],
                             capture_output=True, text=True, timeout=300)
