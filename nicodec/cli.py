@@ -45,17 +45,60 @@ def _read_bytes(path: Path) -> bytes:
         raise NicodecError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def _outputs(inputs: list[str], output: str | None, name) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: outputs beside their inputs (``name(src)``), or ``-o``: the output
+    file for one input, the folder they go into for one or several."""
+    sources = [Path(i) for i in inputs]
+    if output is None:
+        return [(src, src.with_name(name(src))) for src in sources]
+    target = Path(output)
+    if not target.is_dir():
+        if output.endswith(("/", os.sep)):
+            raise NicodecError(f"output folder {target} does not exist")
+        if len(sources) > 1:
+            raise NicodecError(f"with several inputs, -o names a folder, and {target} is not one")
+        return [(sources[0], target)]
+    pairs = [(src, target / name(src)) for src in sources]
+    seen: dict[Path, Path] = {}
+    for src, out in pairs:
+        if out in seen:
+            raise NicodecError(f"{seen[out]} and {src} would both be written to {out}")
+        seen[out] = src
+    return pairs
+
+
+def _each(pairs: list[tuple[Path, Path]], work) -> int:
+    """Run ``work(src, out)`` on every pair. With several, a failing file is reported on one line
+    and the others still run; the exit status says whether any failed."""
+    if len(pairs) == 1:
+        work(*pairs[0])
+        return 0
+    failed = 0
+    for src, out in pairs:
+        try:
+            work(src, out)
+        except NicodecError as exc:
+            print(f"nicodec: error: {exc}", file=sys.stderr)
+            failed += 1
+    if failed:
+        print(f"nicodec: {failed} of {len(pairs)} files failed", file=sys.stderr)
+    return 2 if failed else 0
+
+
 def cmd_compress(args) -> int:
+    pairs = _outputs(args.input, args.output, lambda src: src.with_suffix(".nic").name)
+    codec = _codec(args.model)
+    return _each(pairs, lambda src, out: _compress_one(codec, src, out, args))
+
+
+def _compress_one(codec, src: Path, out: Path, args) -> None:
     from . import container
     from .codec import UnrefinedWarning
     from .images import open_image
     from .weights import atomic_write_bytes
 
-    src = Path(args.input)
-    out = Path(args.output) if args.output else src.with_suffix(".nic")
     _check_output(out, args.force, src)
     image = open_image(src)
-    codec = _codec(args.model)
     w, h = image.size
     budget = args.max_bytes if args.bpp is None else _bpp_budget(args.bpp, w * h)
     start = time.perf_counter()
@@ -78,7 +121,6 @@ def cmd_compress(args) -> int:
         f"{codec.name} quality {nic.quality:g}{f' (fitted to {budget:,} bytes)' if budget else ''}"
         f"{notes}, {seconds:.2f} s"
     )
-    return 0
 
 
 def _bpp_budget(bpp: float, pixels: int) -> int:
@@ -88,14 +130,17 @@ def _bpp_budget(bpp: float, pixels: int) -> int:
 
 
 def cmd_decompress(args) -> int:
+    pairs = _outputs(args.input, args.output, lambda src: src.stem + ".decoded.png")
+    codec = _codec(args.model) if args.model else None
+    return _each(pairs, lambda src, out: _decompress_one(codec, src, out, args.force))
+
+
+def _decompress_one(codec, src: Path, out: Path, force: bool) -> None:
     from . import zoo
     from .weights import atomic_write
 
-    src = Path(args.input)
-    out = Path(args.output) if args.output else src.with_name(src.stem + ".decoded.png")
-    _check_output(out, args.force, src)
+    _check_output(out, force, src)
     data = _read_bytes(src)
-    codec = _codec(args.model) if args.model else None
     start = time.perf_counter()
     image = zoo.decompress(data, codec)
     seconds = time.perf_counter() - start
@@ -107,7 +152,6 @@ def cmd_decompress(args) -> int:
         raise NicodecError(f"cannot write {out}: {exc}") from None
     w, h = image.size
     print(f"{src} ({len(data):,} bytes) -> {out}: {w}x{h} {image.mode}, {seconds:.2f} s")
-    return 0
 
 
 def _format_for(path: Path) -> str:
@@ -204,8 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("compress", help="compress an image to a .nic file")
-    p.add_argument("input", help="image file (PNG, JPEG, ...)")
-    p.add_argument("-o", "--output", help="output .nic file (default: INPUT with .nic suffix)")
+    p.add_argument("input", nargs="+", help="image file(s) (PNG, JPEG, ...)")
+    p.add_argument("-o", "--output", help="output .nic file, or the folder outputs go into (default: each "
+                   "INPUT with .nic suffix)")
     p.add_argument("-m", "--model", default=DEFAULT_MODEL, help="model name or weights .safetensors file")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("-q", "--quality", type=float, help="quality in [1, levels] (fractional allowed)")
@@ -220,8 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decode a .nic file to an image")
-    p.add_argument("input", help=".nic file")
-    p.add_argument("-o", "--output", help="output image (default: INPUT.decoded.png); format from the suffix")
+    p.add_argument("input", nargs="+", help=".nic file(s)")
+    p.add_argument("-o", "--output", help="output image, format from its suffix, or the folder outputs go "
+                   "into as PNG (default: each INPUT.decoded.png)")
     p.add_argument("-m", "--model", help="weights .safetensors file, for files made with weights not shipped here")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_decompress)

@@ -100,6 +100,48 @@ def test_user_errors_exit_2_with_one_line(workspace, capsys):
     assert not (tmp / "w.nic").exists()
 
 
+def test_several_inputs_share_one_model_load_and_a_bad_one_does_not_stop_the_rest(workspace, capsys, rng):
+    tmp, weights, image = workspace
+    (tmp / "more").mkdir()
+    second = tmp / "more" / "second.png"
+    Image.fromarray(rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)).save(second)
+    (tmp / "broken.png").write_bytes(b"not a png")
+    out = tmp / "out"
+    out.mkdir()
+    argv = ["compress", str(image), str(tmp / "broken.png"), str(second), "-o", str(out), "--model", str(weights), "-q", "2"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["photo.nic", "second.nic"]
+    assert captured.out.count("\n") == 2 and "broken.png" in captured.err
+    assert captured.err.splitlines()[-1] == "nicodec: 1 of 3 files failed" and len(captured.err.splitlines()) == 2
+    # each file is the one a single compress gives
+    assert main(["compress", str(second), "-o", str(tmp / "alone.nic"), "--model", str(weights), "-q", "2"]) == 0
+    assert (tmp / "alone.nic").read_bytes() == (out / "second.nic").read_bytes()
+
+    back = tmp / "back"
+    back.mkdir()
+    nics = [str(out / "photo.nic"), str(out / "second.nic")]
+    assert main(["decompress", *nics, "-o", str(back), "--model", str(weights)]) == 0
+    assert {p.name: Image.open(p).size for p in back.iterdir()} == {"photo.decoded.png": (45, 30), "second.decoded.png": (23, 17)}
+
+
+def test_several_inputs_need_a_folder_and_distinct_names(workspace, capsys):
+    tmp, weights, image = workspace
+    (tmp / "a").mkdir()
+    twin = tmp / "a" / image.name
+    twin.write_bytes(image.read_bytes())
+    cases = [
+        (["compress", str(image), str(twin), "-o", str(tmp / "file.nic")], "names a folder"),
+        (["compress", str(image), str(twin), "-o", str(tmp)], "would both be written"),
+        (["compress", str(image), "-o", str(tmp / "nowhere") + "/"], "does not exist"),
+    ]
+    for argv, message in cases:
+        assert main([*argv, "--model", str(weights)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert not list(tmp.glob("*.nic")) and not (tmp / "a" / "photo.nic").exists()
+
+
 def test_an_output_format_that_cannot_hold_the_image_is_a_user_error(workspace, capsys, rng):
     tmp, weights, _ = workspace
     Image.fromarray(rng.integers(0, 256, (20, 30, 4), dtype=np.uint8), "RGBA").save(tmp / "alpha.png")
