@@ -94,7 +94,7 @@ def cmd_compress(args) -> int:
 def _compress_one(codec, src: Path, out: Path, args) -> None:
     from . import container
     from .codec import UnrefinedWarning
-    from .images import open_image
+    from .images import open_image, orientation
     from .weights import atomic_write_bytes
 
     _check_output(out, args.force, src)
@@ -112,8 +112,7 @@ def _compress_one(codec, src: Path, out: Path, args) -> None:
         ", unrefined (the refined file did not fit)" if unrefined else f", refined {args.refine} steps")
     atomic_write_bytes(out, data)
     nic = container.unpack(data)
-    upright = image.getexif().get(0x0112, 1) not in (1, None)  # EXIF orientation, applied by the codec
-    notes = refine_note + (", turned upright (EXIF orientation)" if upright else "")
+    notes = refine_note + (", turned upright (EXIF orientation)" if orientation(image) != 1 else "")
     if container.ICC in nic.metadata:
         notes += f", ICC profile kept ({len(nic.metadata[container.ICC]):,} bytes)"
     print(

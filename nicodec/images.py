@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import io
+import warnings
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ def to_planes(image: Image.Image | np.ndarray | torch.Tensor) -> Planes:
 
 def _from_pil(image: Image.Image) -> Planes:
     icc = image.info.get("icc_profile") or None
-    if image.getexif().get(_ORIENTATION, 1) != 1:
+    if orientation(image) != 1:
         image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -91,6 +92,17 @@ def _from_pil(image: Image.Image) -> Planes:
     planes = _from_array(np.asarray(image), image.mode)
     planes.icc = icc if icc and _profile_to_keep(icc, planes.mode) else None
     return planes
+
+
+def orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1–8; 1 is upright), 1 where the EXIF data is missing or unreadable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on damaged EXIF; it is only metadata
+            value = image.getexif().get(_ORIENTATION, 1)
+    except Exception:  # Pillow raises SyntaxError, struct.error, ... on damaged EXIF
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _profile_to_keep(icc: bytes, mode: str) -> bool:

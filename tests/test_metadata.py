@@ -155,3 +155,11 @@ def test_metadata_container_roundtrip_and_damage():
             container._unpack_metadata(bad)
     with pytest.raises(ValueError, match="4 ASCII"):
         container.pack(container.NicFile(**{**vars(nic), "metadata": {"ICC": b""}}))
+
+
+@pytest.mark.parametrize("exif", [b"Exif\x00\x00garbage", b"Exif\x00\x00MM\x00\x2a\x00\x00\x00\x08\xff\xff"])
+def test_damaged_exif_is_ignored_not_fatal(codec, rng, exif):
+    image = _photo(rng)
+    plain = codec.compress(image, 2)
+    image.info["exif"] = exif
+    assert codec.compress(image, 2) == plain
