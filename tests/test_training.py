@@ -313,6 +313,44 @@ def test_init_with_other_lambdas_reindexes_the_rate_levels(photos, tmp_path):
         train(tiny(photos, tmp_path / "c", steps=1, N=16, init=str(weights), lambdas=wider))
 
 
+def test_new_levels_only_trains_just_the_added_levels_gains(photos, tmp_path):
+    """--new-levels-only: the added level's gain rows move, every other number stays exactly what
+    the init weights hold, so the old qualities code the same files."""
+    train(tiny(photos, tmp_path / "a", steps=2))  # λ 0.005, 0.02, 0.08
+    weights = tmp_path / "a.safetensors"
+    export_weights(tmp_path / "a", weights)
+    parent = nicodec.load(str(weights)).model.state_dict()
+    lower = (0.00125, 0.005, 0.02, 0.08)
+    run = tmp_path / "b"
+    train(tiny(photos, run, steps=6, warmup=0, init=str(weights), lambdas=lower, new_levels_only=True, quant="noise"))
+    child = load_checkpoint(run / "checkpoint.pt")
+    start = build_model("hyperprior", ModelConfig(N=8, M=8, levels=4)).state_dict()
+    from nicodec.variable_rate import remap_levels
+
+    moved = []
+    for name, value in child["model"].items():
+        if name.endswith("log_gain"):
+            torch.testing.assert_close(value[1:], parent[name].float(), atol=0, rtol=0)  # old levels untouched
+            first = remap_levels(parent[name].float(), (0.005, 0.02, 0.08), lower)[0]
+            moved.append(float((value[0] - first).abs().max()))
+        elif name in start and value.is_floating_point():
+            torch.testing.assert_close(value, parent[name].to(value.dtype), atol=0, rtol=0)
+    assert len(moved) == 3 and min(moved) > 1e-4  # y, y inverse and z gains of the new level trained
+    exported = tmp_path / "b.safetensors"
+    export_weights(run, exported)
+    old, new = nicodec.load(str(weights)), nicodec.load(str(exported))
+    image = np.asarray(Image.open(SAMPLE).convert("RGB").crop((0, 0, 64, 48)))
+    from nicodec import container
+
+    same_level = container.unpack(new.compress(image, 3.5)), container.unpack(old.compress(image, 2.5))
+    assert same_level[0].streams == same_level[1].streams and same_level[0].param_crc == same_level[1].param_crc
+    assert new.model.config.levels == 4 and nicodec.load(str(exported)).metadata["lambdas"] == list(lower)
+    with pytest.raises(NicodecError, match="already trained"):
+        train(tiny(photos, tmp_path / "c", steps=1, init=str(weights), new_levels_only=True))
+    with pytest.raises(NicodecError, match="needs --init"):
+        tiny(photos, tmp_path / "d", new_levels_only=True)
+
+
 def test_remap_levels_needs_increasing_source_lambdas():
     from nicodec.variable_rate import remap_levels
 

@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="run folder for checkpoint and logs (default runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--init", help="start from these weights (.safetensors or checkpoint) with a fresh optimiser")
+    p.add_argument("--new-levels-only", action="store_true", default=None,
+                   help="with --init and --lambdas adding λ values: train only the new levels' gains, all else frozen")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: cuda when available")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="default: bf16 autocast on CUDA, fp32 on CPU")
     p.add_argument("--N", type=int, help="transform channels (default 128)")

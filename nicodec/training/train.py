@@ -84,6 +84,7 @@ class TrainConfig:
     out: str = ""  # run folder; "" = runs/<model>
     resume: bool = False
     init: str = ""  # start a new run from these weights (.safetensors or checkpoint); fresh optimiser
+    new_levels_only: bool = False  # with --init: train only the gains of levels whose λ the init weights lack
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     val: str = ""  # folder of validation images ("" = no validation)
@@ -119,6 +120,7 @@ class TrainConfig:
             (self.precision in ("auto", "bf16", "fp32"), f"unknown precision {self.precision!r}"),
             (min(self.val_every, self.checkpoint_every, self.log_every) > 0, "--val-every, --checkpoint-every and log_every must be positive"),
             (not (self.init and self.resume), "--init starts a new run; --resume continues one: pass only one"),
+            (not self.new_levels_only or self.init or self.resume, "--new-levels-only needs --init weights to add levels to"),
             (self.time_limit >= 0, f"--time-limit must be positive, got {self.time_limit}"),
             (self.minutes >= 0, f"--minutes must be positive, got {self.minutes}"),
         ]
@@ -249,6 +251,8 @@ def train(c: TrainConfig) -> Path:
         else:
             warnings.warn(f"checkpoint was made by {len(ckpt['rng'])} processes, not {world}: random streams restart")
         log(f"resuming {ckpt_path} at step {step}")
+    trained = (lineage or [{}])[-1].get("lambdas", c.lambdas)  # the λ values of the weights this run started from
+    new_levels = freeze_all_but_new_levels(raw_model, c.lambdas, trained) if c.new_levels_only else None
     if device.type == "cuda":
         raw_model = raw_model.to(memory_format=torch.channels_last)
     if bf16:
@@ -282,6 +286,8 @@ def train(c: TrainConfig) -> Path:
                 group["lr"] = lr * group["lr_ratio"]
             x = sampler.next_batch()  # (B, 3, P, P) in [0, 1]
             levels = sampler.levels(c.levels)  # (B,) in 1..L
+            if new_levels is not None:  # only the levels being added
+                levels = new_levels[sampler.levels(len(new_levels)) - 1]
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             levels = levels.to(device)
@@ -493,6 +499,28 @@ def initial_weights(model: CompressionModel, source: str | Path, lambdas: Sequen
         state = {k: remap_levels(v, source_lambdas, lambdas) if k.endswith("log_gain") else v for k, v in state.items()}
     model.load_state_dict({k: v.float() if v.is_floating_point() and v.dtype != torch.float64 else v for k, v in state.items()})
     return [*earlier, {"from": source.name, **entry, **({"lambdas": list(source_lambdas)} if remap else {})}]
+
+
+def freeze_all_but_new_levels(model: CompressionModel, lambdas: Sequence[float], trained: Sequence[float]) -> Tensor:
+    """Freeze ``model`` except the gain-table rows of levels whose λ is not in ``trained`` (the
+    λ values of the weights it started from); returns those levels (1-based). A trained model
+    gets new rate levels without any of its existing files or qualities changing: with
+    everything else fixed, each new level only learns how finely to quantise. Cheap (CPU
+    minutes), and enough to extend the low end; not the high end, where the frozen decoder
+    saturates (docs/training.md, "Range")."""
+    from ..variable_rate import Gains
+
+    new = [i for i, lam in enumerate(lambdas) if all(not math.isclose(lam, t, rel_tol=1e-6) for t in trained)]
+    if not new:
+        raise NicodecError(f"--new-levels-only: every λ of {list(lambdas)} is already trained; add new ones with --lambdas")
+    mask = torch.zeros(len(lambdas), 1)
+    mask[new] = 1
+    model.requires_grad_(False)
+    for module in model.modules():
+        if isinstance(module, Gains):
+            module.log_gain.requires_grad_(True)
+            module.log_gain.register_hook(lambda grad: grad * mask.to(grad.device))
+    return torch.tensor(new) + 1
 
 
 def config_from_checkpoint(ckpt: dict, **overrides) -> TrainConfig:
