@@ -61,7 +61,11 @@ class Codec:
 
     @property
     def default_quality(self) -> float:
-        """Upper middle of the range: good quality at a moderate rate."""
+        """The weights' own choice (metadata ``default_quality``), else the upper middle of the
+        range: good quality at a moderate rate."""
+        chosen = self.metadata.get("default_quality")
+        if isinstance(chosen, (int, float)) and 1 <= chosen <= self.levels:
+            return float(chosen)
         return float(round(1 + 0.6 * (self.levels - 1)))
 
     def __repr__(self) -> str:

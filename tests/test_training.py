@@ -325,6 +325,7 @@ def test_new_levels_only_trains_just_the_added_levels_gains(photos, tmp_path):
     train(tiny(photos, run, steps=6, warmup=0, init=str(weights), lambdas=lower, new_levels_only=True, quant="noise"))
     child = load_checkpoint(run / "checkpoint.pt")
     start = build_model("hyperprior", ModelConfig(N=8, M=8, levels=4)).state_dict()
+    from nicodec import container
     from nicodec.variable_rate import remap_levels
 
     moved = []
@@ -337,11 +338,10 @@ def test_new_levels_only_trains_just_the_added_levels_gains(photos, tmp_path):
             torch.testing.assert_close(value, parent[name].to(value.dtype), atol=0, rtol=0)
     assert len(moved) == 3 and min(moved) > 1e-4  # y, y inverse and z gains of the new level trained
     exported = tmp_path / "b.safetensors"
-    export_weights(run, exported)
+    assert main(["export", str(run), "-o", str(exported), "--default-quality", "3"]) == 0  # keeps λ 0.02 the default
     old, new = nicodec.load(str(weights)), nicodec.load(str(exported))
+    assert (old.default_quality, new.default_quality) == (2.0, 3.0) and container.unpack(new.compress(np.zeros((8, 8, 3), np.uint8))).quality == 3
     image = np.asarray(Image.open(SAMPLE).convert("RGB").crop((0, 0, 64, 48)))
-    from nicodec import container
-
     same_level = container.unpack(new.compress(image, 3.5)), container.unpack(old.compress(image, 2.5))
     assert same_level[0].streams == same_level[1].streams and same_level[0].param_crc == same_level[1].param_crc
     assert new.model.config.levels == 4 and nicodec.load(str(exported)).metadata["lambdas"] == list(lower)
@@ -349,6 +349,8 @@ def test_new_levels_only_trains_just_the_added_levels_gains(photos, tmp_path):
         train(tiny(photos, tmp_path / "c", steps=1, init=str(weights), new_levels_only=True))
     with pytest.raises(NicodecError, match="needs --init"):
         tiny(photos, tmp_path / "d", new_levels_only=True)
+    with pytest.raises(NicodecError, match="default-quality must be in"):
+        export_weights(run, tmp_path / "e.safetensors", default_quality=5)
 
 
 def test_remap_levels_needs_increasing_source_lambdas():

@@ -530,13 +530,18 @@ def config_from_checkpoint(ckpt: dict, **overrides) -> TrainConfig:
     return TrainConfig(**{**saved, **overrides})
 
 
-def export_weights(checkpoint: str | Path, output: str | Path, half: bool = False) -> Path:
+def export_weights(checkpoint: str | Path, output: str | Path, half: bool = False,
+                   default_quality: float | None = None) -> Path:
     """Release weights from a checkpoint: frozen (``update()``) model + metadata, via save_weights.
 
-    ``nicodec.load(output)`` rebuilds the codec.
+    ``nicodec.load(output)`` rebuilds the codec. ``default_quality``: the quality it codes at when
+    none is asked for (else :attr:`Codec.default_quality`'s rule), e.g. to keep a default level
+    when levels are added below it.
     """
     ckpt = load_checkpoint(checkpoint)
     c = config_from_checkpoint(ckpt)
+    if default_quality is not None and not 1 <= default_quality <= c.levels:
+        raise NicodecError(f"--default-quality must be in [1, {c.levels}], got {default_quality}")
     model = build_model(c.model, c.model_config())
     model.load_state_dict(ckpt["model"])
     model.update()
@@ -550,11 +555,12 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
         "total_steps": ckpt["step"] + sum(run.get("steps") or 0 for run in ckpt.get("lineage", [])),
         "lineage": ckpt.get("lineage", []),
         "data": ckpt.get("data", {}),
-        "recipe": {k: getattr(c, k) for k in ("batch", "patch", "min_scale", "lr", "entropy_lr_ratio", "warmup", "decay_fraction", "final_lr_ratio", "clip", "seed")},
+        "recipe": {k: getattr(c, k) for k in ("batch", "patch", "min_scale", "lr", "entropy_lr_ratio", "warmup", "decay_fraction", "final_lr_ratio", "clip", "seed", "new_levels_only")},
         "date": ckpt.get("date"),
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": ckpt.get("command"),
         "nicodec_version": __version__,
+        **({"default_quality": float(default_quality)} if default_quality is not None else {}),
     }
     output = Path(output)
     if not output.parent.is_dir():
