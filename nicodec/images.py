@@ -12,11 +12,10 @@ the latents of a small image).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import io
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
