@@ -19,7 +19,7 @@ import nicodec
 from nicodec import zoo
 from nicodec.metrics import psnr
 
-QUALITIES = (2.0, 5.0)
+QUALITIES = (1.0, 6.0)  # the lowest level and the default
 OUT = Path(__file__).resolve().parent.parent / "tests" / "shipped_reference.json"
 
 

@@ -16,6 +16,7 @@ import pytest
 
 import nicodec
 from nicodec.metrics import psnr
+from nicodec.variable_rate import quality_lambda
 
 SHIPPED = ("factorized", "meanscale")
 REFERENCE = json.loads((Path(__file__).parent / "shipped_reference.json").read_text())
@@ -30,6 +31,8 @@ def test_shipped_model_codes_the_sample_as_when_its_weights_were_made(name):
         f"the shipped {name} weights changed: evaluate them, then rerun scripts/shipped_reference.py"
     )
     assert codec.metadata.get("trained") is True
+    # quality levels were added below the GPU-trained ones; the default stays at λ 0.013
+    assert quality_lambda(codec.metadata["lambdas"], codec.default_quality) == pytest.approx(0.013)
     image = nicodec.sample_image()
     pixels = image.width * image.height
     for point in reference["points"]:

@@ -318,7 +318,7 @@ def test_new_levels_only_trains_just_the_added_levels_gains(photos, tmp_path):
     the init weights hold, so the old qualities code the same files."""
     train(tiny(photos, tmp_path / "a", steps=2))  # λ 0.005, 0.02, 0.08
     weights = tmp_path / "a.safetensors"
-    export_weights(tmp_path / "a", weights)
+    export_weights(tmp_path / "a", weights, half=True)  # as released: fp16 parameters, tail quantiles from fp32 ones
     parent = nicodec.load(str(weights)).model.state_dict()
     lower = (0.00125, 0.005, 0.02, 0.08)
     run = tmp_path / "b"
@@ -340,6 +340,8 @@ def test_new_levels_only_trains_just_the_added_levels_gains(photos, tmp_path):
     exported = tmp_path / "b.safetensors"
     assert main(["export", str(run), "-o", str(exported), "--default-quality", "3"]) == 0  # keeps λ 0.02 the default
     old, new = nicodec.load(str(weights)), nicodec.load(str(exported))
+    for name, value in new.model.state_dict().items():  # the tail quantiles too: kept, not recomputed
+        assert name.endswith("log_gain") or torch.equal(value, old.model.state_dict()[name]), name
     assert (old.default_quality, new.default_quality) == (2.0, 3.0) and container.unpack(new.compress(np.zeros((8, 8, 3), np.uint8))).quality == 3
     image = np.asarray(Image.open(SAMPLE).convert("RGB").crop((0, 0, 64, 48)))
     same_level = container.unpack(new.compress(image, 3.5)), container.unpack(old.compress(image, 2.5))

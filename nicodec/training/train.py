@@ -544,7 +544,8 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
         raise NicodecError(f"--default-quality must be in [1, {c.levels}], got {default_quality}")
     model = build_model(c.model, c.model_config())
     model.load_state_dict(ckpt["model"])
-    model.update()
+    if not c.new_levels_only:  # else the densities are the --init weights' and keep their tail quantiles exactly
+        model.update()
     metadata = {
         "trained": True,
         "lambdas": list(c.lambdas),
