@@ -353,6 +353,10 @@ def test_new_levels_only_trains_just_the_added_levels_gains(photos, tmp_path):
         tiny(photos, tmp_path / "d", new_levels_only=True)
     with pytest.raises(NicodecError, match="default-quality must be in"):
         export_weights(run, tmp_path / "e.safetensors", default_quality=5)
+    # continuing from the widened weights keeps their four levels unless --lambdas says otherwise
+    assert tiny(photos, tmp_path / "f", lambdas=(), init=str(exported)).lambdas == lower
+    assert tiny(photos, tmp_path / "f", lambdas=(), init=str(run)).lambdas == lower
+    assert tiny(photos, tmp_path / "f", lambdas=()).lambdas == (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
 
 
 def test_remap_levels_needs_increasing_source_lambdas():

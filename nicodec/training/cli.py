@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", help="folder of training images (searched recursively)")
     p.add_argument("--model", choices=sorted(ARCHITECTURES), help="architecture (default meanscale)")
     lam = p.add_mutually_exclusive_group()
-    lam.add_argument("--lambdas", type=_floats, help="comma-separated λ per rate level (default: CompressAI's six)")
+    lam.add_argument("--lambdas", type=_floats, help="comma-separated λ per rate level (default: those of the --init weights, else CompressAI's six)")
     lam.add_argument("--lambda", dest="lambda_", type=float, metavar="LAMBDA", help="a single λ (a one-level model)")
     p.add_argument("--distortion", choices=["mse", "ms-ssim"], help="distortion term (default mse)")
     p.add_argument("--steps", type=int, help="optimiser steps (default 300000)")

@@ -67,7 +67,7 @@ class TrainConfig:
     model: str = "meanscale"  # architecture: factorized | hyperprior | meanscale
     N: int = 128  # transform channels
     M: int = 192  # latent channels
-    lambdas: tuple[float, ...] = ()  # one per rate level; () = DEFAULT_LAMBDAS[distortion]
+    lambdas: tuple[float, ...] = ()  # one per rate level; () = the --init weights' λ values, else DEFAULT_LAMBDAS[distortion]
     distortion: str = "mse"  # mse | ms-ssim
     quant: str = ""  # noise | ste | mixed; "" = default_quant(model)
     steps: int = 300_000
@@ -104,7 +104,8 @@ class TrainConfig:
             raise NicodecError(f"unknown model {self.model!r}; choose from {', '.join(ARCHITECTURES)}")
         if self.distortion not in DEFAULT_LAMBDAS:
             raise NicodecError(f"unknown distortion {self.distortion!r}; choose mse or ms-ssim")
-        set_("lambdas", tuple(float(v) for v in self.lambdas) or DEFAULT_LAMBDAS[self.distortion])
+        lambdas = tuple(float(v) for v in self.lambdas) or (_source_lambdas(self.init) if self.init else ())
+        set_("lambdas", lambdas or DEFAULT_LAMBDAS[self.distortion])
         set_("quant", self.quant or default_quant(self.model))
         set_("out", self.out or f"runs/{self.model}")
         stride = ARCHITECTURES[self.model].stride
@@ -521,6 +522,18 @@ def freeze_all_but_new_levels(model: CompressionModel, lambdas: Sequence[float],
             module.log_gain.requires_grad_(True)
             module.log_gain.register_hook(lambda grad: grad * mask.to(grad.device))
     return torch.tensor(new) + 1
+
+
+def _source_lambdas(source: str | Path) -> tuple[float, ...]:
+    """The λ levels of release weights or a checkpoint (``--init``): a run continuing from
+    weights keeps their levels unless told otherwise."""
+    from ..weights import read_metadata
+
+    if Path(source).suffix == ".safetensors":
+        values = read_metadata(source).get("lambdas") or ()
+    else:
+        values = load_checkpoint(source)["config"].get("lambdas") or ()
+    return tuple(float(v) for v in values)
 
 
 def config_from_checkpoint(ckpt: dict, **overrides) -> TrainConfig:
