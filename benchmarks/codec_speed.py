@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--image", type=Path, default=KODIM if KODIM.exists() else None)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quality", type=float, default=4.0)
+    parser.add_argument("--quality", type=float, help="default: each codec's default quality")
     parser.add_argument("--N", type=int, default=128)
     parser.add_argument("--M", type=int, default=192)
     parser.add_argument("--weights", nargs="*", default=[], help="ARCH=PATH trained weights to time instead")
@@ -119,7 +119,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for arch in sorted(nicodec.ARCHITECTURES):
         codec = nicodec.load(trained[arch]) if arch in trained else nicodec.create(arch, N=args.N, M=args.M, levels=6)
-        q = min(args.quality, codec.levels)
+        q = codec.default_quality if args.quality is None else min(args.quality, codec.levels)
         x = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)[None].float() / 255
         enc_macs, dec_macs = transform_macs(codec.model, x)
         params = sum(p.numel() for p in codec.model.parameters())

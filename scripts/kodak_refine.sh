@@ -8,7 +8,7 @@ set -euo pipefail
 SHARED=${SHARED:-../shared}
 OUT=${OUT:-results/refine}
 STEPS=${STEPS:-50}
-GRID=${GRID:-1,2.6667,4.3333,6}
+GRID=${GRID:-3,4.6667,6.3333,8}  # the GPU-trained levels (1, 2.67, 4.33, 6 of the six-level weights the docs quote)
 nicodec eval --data "$SHARED/data/kodak" --max-images "${IMAGES:-8}" --out "$OUT" --jobs "${JOBS:-2}" --quiet \
     --codec "nicodec:meanscale@$GRID" --codec "nicodec:meanscale:refine=$STEPS@$GRID" \
     --codec "nicodec:factorized@$GRID" --codec "nicodec:factorized:refine=$STEPS@$GRID" \
