@@ -1,6 +1,7 @@
 """nicodec — a learned lossy image codec.
 
     >>> import nicodec
+    >>> data = nicodec.compress(image)             # the default model at its default quality
     >>> codec = nicodec.load("meanscale")          # shipped weights, or a .safetensors path
     >>> data = codec.compress(image, quality=4.5)  # PIL image, NumPy array or torch tensor
     >>> restored = nicodec.decompress(data)        # finds the model from the file header
@@ -9,11 +10,11 @@
 from .codec import Codec
 from .errors import CorruptFileError, NicodecError
 from .models import ARCHITECTURES, ModelConfig, build_model
-from .zoo import DEFAULT_MODEL, create, decompress, load, sample_image, shipped_weights
+from .zoo import DEFAULT_MODEL, compress, create, decompress, load, sample_image, shipped_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ARCHITECTURES", "Codec", "CorruptFileError", "DEFAULT_MODEL", "ModelConfig", "NicodecError",
-    "build_model", "create", "decompress", "load", "sample_image", "shipped_weights", "__version__",
+    "build_model", "compress", "create", "decompress", "load", "sample_image", "shipped_weights", "__version__",
 ]

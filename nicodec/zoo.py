@@ -75,6 +75,12 @@ def create(architecture: str, *, N: int = 128, M: int = 192, levels: int = 6, se
     return Codec(model, {"trained": False, "seed": seed})
 
 
+def compress(image, quality: float | None = None, model: str = DEFAULT_MODEL, **options) -> bytes:
+    """``.nic`` bytes of ``image`` with a shipped model (or a weights path): ``load(model).compress``,
+    the weights read once per process. ``options``: ``refine``, ``max_bytes``, ``progress``."""
+    return load(model).compress(image, quality, **options)
+
+
 def decompress(data: bytes, codec: Codec | None = None) -> Image.Image:
     """Decode ``.nic`` bytes; the model is found from the header unless ``codec`` is given."""
     if codec is None:

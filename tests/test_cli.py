@@ -169,6 +169,10 @@ def test_shipped_weights_are_found_by_name_and_from_the_file_header(tmp_path, mo
     shipped = nicodec.load("meanscale")
     data = shipped.compress(sample_image.crop((0, 0, 64, 64)), quality=1.5)
     assert nicodec.decompress(data).size == (64, 64)  # model found from the header alone
+    assert nicodec.compress(sample_image.crop((0, 0, 64, 64)), 1.5) == data  # the shortcut: default model
+    fitted = nicodec.compress(sample_image.crop((0, 0, 64, 64)), model=str(tmp_path / "meanscale.safetensors"),
+                              max_bytes=len(data))  # options go through
+    assert len(fitted) <= len(data) and nicodec.decompress(fitted).size == (64, 64)
     zoo._load_file.cache_clear()
 
 
