@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import os
 import sys
 import time
@@ -25,8 +26,15 @@ def _codec(model: str):
     return zoo.load(model)
 
 
+STDIO = Path("-")  # as an input: standard input; as an output: standard output
+
+
 def _check_output(path: Path, force: bool, *inputs: Path) -> None:
-    if any(path.resolve() == p.resolve() for p in inputs):
+    if path == STDIO:
+        if sys.stdout.isatty():
+            raise NicodecError("refusing to write binary data to a terminal: redirect it, or give -o FILE")
+        return
+    if any(path.resolve() == p.resolve() for p in inputs if p != STDIO):
         raise NicodecError(f"refusing to overwrite the input {path}")
     if path.exists() and not force:
         raise NicodecError(f"{path} exists: use --force to overwrite it")
@@ -35,6 +43,11 @@ def _check_output(path: Path, force: bool, *inputs: Path) -> None:
 
 
 def _read_bytes(path: Path) -> bytes:
+    if path == STDIO:
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise NicodecError("nothing to read on standard input")
+        return data
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -49,7 +62,15 @@ def _outputs(inputs: list[str], output: str | None, name) -> list[tuple[Path, Pa
     """(input, output) pairs: outputs beside their inputs (``name(src)``), or ``-o``: the output
     file for one input, the folder they go into for one or several."""
     sources = [Path(i) for i in inputs]
+    if sources.count(STDIO) and len(sources) > 1:
+        raise NicodecError("standard input (-) can only be the one input")
+    if output == "-":
+        if len(sources) > 1:
+            raise NicodecError("standard output (-o -) takes one input")
+        return [(sources[0], STDIO)]
     if output is None:
+        if sources == [STDIO]:
+            raise NicodecError("reading standard input: give -o FILE, or -o - for standard output")
         return [(src, src.with_name(name(src))) for src in sources]
     target = Path(output)
     if not target.is_dir():
@@ -98,7 +119,7 @@ def _compress_one(codec, src: Path, out: Path, args) -> None:
     from .weights import atomic_write_bytes
 
     _check_output(out, args.force, src)
-    image = open_image(src)
+    image = open_image(io.BytesIO(_read_bytes(src)), name="standard input") if src == STDIO else open_image(src)
     w, h = image.size
     budget = args.max_bytes if args.bpp is None else _bpp_budget(args.bpp, w * h)
     start = time.perf_counter()
@@ -110,16 +131,34 @@ def _compress_one(codec, src: Path, out: Path, args) -> None:
     unrefined = any(issubclass(warning.category, UnrefinedWarning) for warning in caught)
     refine_note = "" if not args.refine else (
         ", unrefined (the refined file did not fit)" if unrefined else f", refined {args.refine} steps")
-    atomic_write_bytes(out, data)
+    _write(out, data, atomic_write_bytes)
     nic = container.unpack(data)
     notes = refine_note + (", turned upright (EXIF orientation)" if orientation(image) != 1 else "")
     if container.ICC in nic.metadata:
         notes += f", ICC profile kept ({len(nic.metadata[container.ICC]):,} bytes)"
-    print(
-        f"{src} ({nic.width}x{nic.height} {image.mode}) -> {out}: {len(data):,} bytes, {len(data) * 8 / (w * h):.4f} bpp, "
+    _report(
+        f"{_shown(src)} ({nic.width}x{nic.height} {image.mode}) -> {_shown(out, 'stdout')}: {len(data):,} bytes, {len(data) * 8 / (w * h):.4f} bpp, "
         f"{codec.name} quality {nic.quality:g}{f' (fitted to {budget:,} bytes)' if budget else ''}"
-        f"{notes}, {seconds:.2f} s"
+        f"{notes}, {seconds:.2f} s", out
     )
+
+
+def _write(out: Path, data: bytes, write_file) -> None:
+    """``data`` to standard output, or to the file ``out`` with ``write_file`` (atomic)."""
+    if out == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write_file(out, data)
+
+
+def _shown(path: Path, stream: str = "stdin") -> str:
+    return f"<{stream}>" if path == STDIO else str(path)
+
+
+def _report(line: str, out: Path) -> None:
+    """What a command did, on stdout unless stdout carries the data."""
+    print(line, file=sys.stderr if out == STDIO else sys.stdout)
 
 
 def _bpp_budget(bpp: float, pixels: int) -> int:
@@ -136,21 +175,23 @@ def cmd_decompress(args) -> int:
 
 def _decompress_one(codec, src: Path, out: Path, force: bool) -> None:
     from . import zoo
-    from .weights import atomic_write
+    from .weights import atomic_write_bytes
 
     _check_output(out, force, src)
     data = _read_bytes(src)
     start = time.perf_counter()
     image = zoo.decompress(data, codec)
     seconds = time.perf_counter() - start
-    fmt = None if out.suffix else "PNG"
+    fmt = "PNG" if out == STDIO or not out.suffix else _format_for(out)
     icc = {"icc_profile": image.info["icc_profile"]} if "icc_profile" in image.info else {}
+    encoded = io.BytesIO()
     try:
-        atomic_write(out, lambda tmp: image.save(tmp, format=fmt or _format_for(out), **icc))
-    except (ValueError, KeyError, OSError) as exc:  # e.g. alpha into JPEG, a full disk
-        raise NicodecError(f"cannot write {out}: {exc}") from None
+        image.save(encoded, format=fmt, **icc)
+    except (ValueError, KeyError, OSError) as exc:  # e.g. alpha into JPEG
+        raise NicodecError(f"cannot write {out} as {fmt}: {exc}") from None
+    _write(out, encoded.getvalue(), atomic_write_bytes)
     w, h = image.size
-    print(f"{src} ({len(data):,} bytes) -> {out}: {w}x{h} {image.mode}, {seconds:.2f} s")
+    _report(f"{_shown(src)} ({len(data):,} bytes) -> {_shown(out, 'stdout')}: {w}x{h} {image.mode}, {seconds:.2f} s", out)
 
 
 def _format_for(path: Path) -> str:

@@ -39,20 +39,22 @@ class Planes:
     icc: bytes | None = None
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """Open an image file, with a one-line error for anything Pillow cannot read."""
+def open_image(source: str | Path | io.BytesIO, name: str | None = None) -> Image.Image:
+    """Open an image file (or an in-memory one, called ``name`` in errors), with a one-line error
+    for anything Pillow cannot read."""
+    label = name or source
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             image.load()
             return image
     except FileNotFoundError:
-        raise NicodecError(f"no such file: {path}") from None
+        raise NicodecError(f"no such file: {label}") from None
     except IsADirectoryError:
-        raise NicodecError(f"{path} is a directory, not an image") from None
+        raise NicodecError(f"{label} is a directory, not an image") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise NicodecError(f"cannot read {path} as an image ({exc.__class__.__name__}: {exc})") from None
+        raise NicodecError(f"cannot read {label} as an image ({exc.__class__.__name__}: {exc})") from None
     except Image.DecompressionBombError as exc:
-        raise NicodecError(f"{path}: {exc}") from None
+        raise NicodecError(f"{label}: {exc}") from None
 
 
 def to_planes(image: Image.Image | np.ndarray | torch.Tensor) -> Planes:

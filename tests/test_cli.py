@@ -142,6 +142,35 @@ def test_several_inputs_need_a_folder_and_distinct_names(workspace, capsys):
     assert not list(tmp.glob("*.nic")) and not (tmp / "a" / "photo.nic").exists()
 
 
+def test_standard_input_and_output_make_a_pipe(workspace):
+    tmp, weights, image = workspace
+    run = lambda *argv, data: subprocess.run([sys.executable, "-m", "nicodec", *argv, "--model", str(weights)],  # noqa: E731
+                                             input=data, capture_output=True, timeout=120)
+    nic = run("compress", "-", "-o", "-", "-q", "2", data=image.read_bytes())
+    assert nic.returncode == 0, nic.stderr
+    assert nic.stdout[:4] == b"\x89NIC" and b"<stdin> (45x30 RGB) -> <stdout>: " in nic.stderr
+    assert main(["compress", str(image), "-o", str(tmp / "same.nic"), "--model", str(weights), "-q", "2"]) == 0
+    assert (tmp / "same.nic").read_bytes() == nic.stdout
+    png = run("decompress", "-", "-o", "-", data=nic.stdout)
+    assert png.returncode == 0, png.stderr
+    assert Image.open(__import__("io").BytesIO(png.stdout)).size == (45, 30)
+
+
+def test_standard_input_errors_are_one_line(workspace, monkeypatch, capsysbinary):
+    import io
+
+    tmp, weights, image = workspace
+    for argv, data, message in [(("compress", "-", "-o", "-"), b"", b"nothing to read on standard input"),
+                                (("compress", "-"), image.read_bytes(), b"give -o FILE"),
+                                (("compress", "-", "-o", "-"), b"garbage", b"cannot read standard input as an image"),
+                                (("compress", "-", str(image), "-o", str(tmp)), b"", b"the one input"),
+                                (("decompress", "-", "-o", "-"), b"garbage", b"not a .nic file")]:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        assert main([*argv, "--model", str(weights)]) == 2, argv
+        out, err = capsysbinary.readouterr()
+        assert message in err and err.count(b"\n") == 1 and out == b"", (argv, err)
+
+
 def test_an_output_format_that_cannot_hold_the_image_is_a_user_error(workspace, capsys, rng):
     tmp, weights, _ = workspace
     Image.fromarray(rng.integers(0, 256, (20, 30, 4), dtype=np.uint8), "RGBA").save(tmp / "alpha.png")
