@@ -288,9 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("compress", help="compress an image to a .nic file")
-    p.add_argument("input", nargs="+", help="image file(s) (PNG, JPEG, ...)")
-    p.add_argument("-o", "--output", help="output .nic file, or the folder outputs go into (default: each "
-                   "INPUT with .nic suffix)")
+    p.add_argument("input", nargs="+", help="image file(s) (PNG, JPEG, ...); - reads standard input")
+    p.add_argument("-o", "--output", help="output .nic file, the folder outputs go into, or - for standard "
+                   "output (default: each INPUT with .nic suffix)")
     p.add_argument("-m", "--model", default=DEFAULT_MODEL, help="model name or weights .safetensors file")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("-q", "--quality", type=float, help="quality in [1, levels] (fractional allowed)")
@@ -305,9 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decode a .nic file to an image")
-    p.add_argument("input", nargs="+", help=".nic file(s)")
-    p.add_argument("-o", "--output", help="output image, format from its suffix, or the folder outputs go "
-                   "into as PNG (default: each INPUT.decoded.png)")
+    p.add_argument("input", nargs="+", help=".nic file(s); - reads standard input")
+    p.add_argument("-o", "--output", help="output image, format from its suffix; the folder outputs go "
+                   "into as PNG; or - for PNG on standard output (default: each INPUT.decoded.png)")
     p.add_argument("-m", "--model", help="weights .safetensors file, for files made with weights not shipped here")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_decompress)
