@@ -13,13 +13,20 @@ from PIL import Image
 import nicodec
 from nicodec.errors import CorruptFileError, NicodecError
 
+from icc import icc_profile
 
-@pytest.fixture(scope="module")
-def codec_and_file():
+
+@pytest.fixture(scope="module", params=["v1", "v2-icc"])
+def codec_and_file(request):
+    """An RGBA file (version 1), and the same with an ICC profile (version 2: a metadata stream)."""
     codec = nicodec.create("meanscale", N=8, M=8, levels=2, seed=0)
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (20, 26, 4), dtype=np.uint8), "RGBA")
-    return codec, codec.compress(image, quality=1.5)
+    if request.param == "v2-icc":
+        image.info["icc_profile"] = icc_profile()
+    data = codec.compress(image, quality=1.5)
+    assert data[4] == int(request.param[1])
+    return codec, data
 
 
 def test_every_truncation_gives_a_clean_error(codec_and_file):
