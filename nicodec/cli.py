@@ -228,6 +228,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_models(args) -> int:
+    from .codec import default_quality
     from .models import ARCHITECTURES
     from .weights import read_metadata
     from .zoo import DEFAULT_MODEL, shipped_weights
@@ -239,7 +240,11 @@ def cmd_models(args) -> int:
         if name in shipped:
             meta = read_metadata(shipped[name])
             c = meta["config"]
-            status = f"weights: N={c['N']} M={c['M']} levels={c['levels']}, {shipped[name].stat().st_size / 1e6:.1f} MB"
+            lambdas = meta.get("lambdas") or []
+            trained = f" (λ {lambdas[0]:g}–{lambdas[-1]:g} {meta.get('distortion', 'mse')})" if lambdas else ""
+            default = default_quality(meta, c["levels"])
+            status = (f"weights: N={c['N']} M={c['M']}, quality 1–{c['levels']}{trained}, default {default:g}, "
+                      f"{shipped[name].stat().st_size / 1e6:.1f} MB")
         else:
             status = "weights: not shipped in this build"
         print(f"{name}{tag}\n    {doc}\n    {status}")

@@ -61,12 +61,7 @@ class Codec:
 
     @property
     def default_quality(self) -> float:
-        """The weights' own choice (metadata ``default_quality``), else the upper middle of the
-        range: good quality at a moderate rate."""
-        chosen = self.metadata.get("default_quality")
-        if isinstance(chosen, (int, float)) and 1 <= chosen <= self.levels:
-            return float(chosen)
-        return float(round(1 + 0.6 * (self.levels - 1)))
+        return default_quality(self.metadata, self.levels)
 
     def __repr__(self) -> str:
         c = self.model.config
@@ -228,6 +223,15 @@ class Codec:
     def save(self, path: str | Path, half: bool = False) -> None:
         """Write this codec's weights (+ metadata) so that ``nicodec.load(path)`` rebuilds it."""
         save_weights(path, self.model, self.metadata, half=half)
+
+
+def default_quality(metadata: dict, levels: int) -> float:
+    """The quality used when none is given: the weights' own choice (metadata
+    ``default_quality``), else the upper middle of the range: good quality at a moderate rate."""
+    chosen = metadata.get("default_quality")
+    if isinstance(chosen, (int, float)) and 1 <= chosen <= levels:
+        return float(chosen)
+    return float(round(1 + 0.6 * (levels - 1)))
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:

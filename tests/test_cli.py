@@ -79,6 +79,9 @@ def test_models_lists_every_architecture(capsys):
     out = capsys.readouterr().out
     for name in nicodec.ARCHITECTURES:
         assert name in out
+    for name in nicodec.shipped_weights():  # what a user needs to pick a quality
+        codec = nicodec.load(name)
+        assert f"quality 1–{codec.levels} (λ " in out and f"default {codec.default_quality:g}," in out
 
 
 def test_user_errors_exit_2_with_one_line(workspace, capsys):
