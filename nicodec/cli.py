@@ -116,7 +116,6 @@ def _compress_one(codec, src: Path, out: Path, args) -> None:
     from . import container
     from .codec import UnrefinedWarning
     from .images import open_image, orientation
-    from .weights import atomic_write_bytes
 
     _check_output(out, args.force, src)
     image = open_image(io.BytesIO(_read_bytes(src)), name="standard input") if src == STDIO else open_image(src)
@@ -131,7 +130,7 @@ def _compress_one(codec, src: Path, out: Path, args) -> None:
     unrefined = any(issubclass(warning.category, UnrefinedWarning) for warning in caught)
     refine_note = "" if not args.refine else (
         ", unrefined (the refined file did not fit)" if unrefined else f", refined {args.refine} steps")
-    _write(out, data, atomic_write_bytes)
+    _write(out, data)
     nic = container.unpack(data)
     notes = refine_note + (", turned upright (EXIF orientation)" if orientation(image) != 1 else "")
     if container.ICC in nic.metadata:
@@ -143,13 +142,15 @@ def _compress_one(codec, src: Path, out: Path, args) -> None:
     )
 
 
-def _write(out: Path, data: bytes, write_file) -> None:
-    """``data`` to standard output, or to the file ``out`` with ``write_file`` (atomic)."""
+def _write(out: Path, data: bytes) -> None:
+    """``data`` to standard output, or atomically to the file ``out``."""
+    from .weights import atomic_write_bytes
+
     if out == STDIO:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        write_file(out, data)
+        atomic_write_bytes(out, data)
 
 
 def _shown(path: Path, stream: str = "stdin") -> str:
@@ -175,7 +176,6 @@ def cmd_decompress(args) -> int:
 
 def _decompress_one(codec, src: Path, out: Path, force: bool) -> None:
     from . import zoo
-    from .weights import atomic_write_bytes
 
     _check_output(out, force, src)
     data = _read_bytes(src)
@@ -189,7 +189,7 @@ def _decompress_one(codec, src: Path, out: Path, force: bool) -> None:
         image.save(encoded, format=fmt, **icc)
     except (ValueError, KeyError, OSError) as exc:  # e.g. alpha into JPEG
         raise NicodecError(f"cannot write {out} as {fmt}: {exc}") from None
-    _write(out, encoded.getvalue(), atomic_write_bytes)
+    _write(out, encoded.getvalue())
     w, h = image.size
     _report(f"{_shown(src)} ({len(data):,} bytes) -> {_shown(out, 'stdout')}: {w}x{h} {image.mode}, {seconds:.2f} s", out)
 
