@@ -1,6 +1,6 @@
 """Peak memory and time to encode and decode one large photo, with and without tiled transforms.
 
-    python benchmarks/large_image.py [--size 4032x3024] [--tiles 1024,0] [--model meanscale] [--quality 4]
+    python benchmarks/large_image.py [--size 4032x3024] [--tiles 1024,0] [--model meanscale] [--quality Q]
 
 The test image is Kodak kodim01 (or the bundled sample without ../shared) resized to --size
 with Lanczos: a smooth photo, so rates are low, but memory and transform time depend on the
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--size", default="4032x3024", help="WIDTHxHEIGHT of the test photo")
     parser.add_argument("--tiles", default="1024,0", help="TILE values to compare; 0 = untiled")
     parser.add_argument("--model", default="meanscale")
-    parser.add_argument("--quality", type=float, default=4.0)
+    parser.add_argument("--quality", type=float, help="default: the model's default quality")
     parser.add_argument("--child", nargs=5, metavar=("MODE", "TILE", "QUALITY", "IMAGE", "NIC"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -68,6 +68,8 @@ def main() -> None:
 
     import nicodec
 
+    if args.quality is None:
+        args.quality = nicodec.load(args.model).default_quality
     width, height = (int(v) for v in args.size.lower().split("x"))
     source = Image.open(KODIM).convert("RGB") if KODIM.is_file() else nicodec.sample_image()
     origin = KODIM.name if KODIM.is_file() else "the bundled sample"
