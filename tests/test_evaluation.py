@@ -188,6 +188,12 @@ def test_model_specs_load_weights_and_default_to_an_even_grid_over_the_levels(se
         build_codec(parse_spec(f"nicodec:{weights}@0.5"))
 
 
+def test_a_model_with_eight_or_more_levels_is_measured_at_every_trained_level(tmp_path):
+    weights = tmp_path / "nine.safetensors"
+    nicodec.create("factorized", N=8, M=8, levels=9, seed=0).save(weights)
+    assert build_codec(parse_spec(f"nicodec:{weights}")).default_grid == tuple(range(1, 10))
+
+
 @pytest.mark.parametrize("name", sorted(CLASSICAL))
 def test_every_classical_codec_round_trips_an_odd_sized_image(name):
     codec = build_codec(parse_spec(name))

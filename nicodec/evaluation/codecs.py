@@ -247,7 +247,7 @@ class NicodecModel(ImageCodec):
         self.model = nicodec.load(target)
         self.levels = int(self.model.levels)
         self.q_range = (1.0, float(self.levels))
-        n = 8 if self.levels > 1 else 1
+        n = max(8, self.levels) if self.levels > 1 else 1  # every trained level once there are 8 or more
         self.default_grid = tuple(round(1 + i * (self.levels - 1) / max(1, n - 1), 4) for i in range(n))
         stem = Path(target).stem if target.endswith(".safetensors") else target
         self.label = "nicodec-" + _safe(stem) + (f"-refine{refine}" if refine else "")
