@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -40,7 +41,7 @@ def save_weights(path: str | Path, model: CompressionModel, metadata: dict | Non
     for key, tensor in model.state_dict().items():
         t = tensor.detach().cpu().contiguous()
         tensors[key] = t.half() if half and key in params and t.is_floating_point() else t
-    meta = {"format": FORMAT, "architecture": model.name, "config": model.config.to_dict(), **(metadata or {})}
+    meta = {**(metadata or {}), "format": FORMAT, "architecture": model.name, "config": model.config.to_dict()}  # the model's own, always
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"nicodec": json.dumps(meta)}))
 
 
@@ -74,6 +75,29 @@ def load_weights(path: str | Path) -> tuple[CompressionModel, dict]:
     except RuntimeError as exc:
         raise NicodecError(f"{path}: weights do not match their declared architecture ({str(exc).splitlines()[0]})") from None
     return model, meta
+
+
+def keep_levels(model: CompressionModel, metadata: dict, levels: Sequence[int]) -> tuple[CompressionModel, dict]:
+    """The same model with only the rate ``levels`` (1-based, increasing) of its trained ones: their
+    gain rows and λ values; transforms and entropy tables unchanged, so each kept level (and any
+    quality between two kept neighbours) codes exactly as before. For shipping fewer levels than
+    were trained, e.g. a top level that does not pay for its bits. The files differ only in the
+    header's weights id: each decodes with its own weights."""
+    total = model.config.levels
+    levels = [int(v) for v in levels]
+    if not levels or levels != sorted(set(levels)) or levels[0] < 1 or levels[-1] > total:
+        raise NicodecError(f"levels to keep must increase within 1..{total}, got {levels}")
+    rows = [v - 1 for v in levels]
+    kept = build_model(model.name, ModelConfig(**{**model.config.to_dict(), "levels": len(rows)}))
+    kept.load_state_dict({k: v[rows] if k.endswith("log_gain") else v for k, v in model.state_dict().items()})
+    meta = dict(metadata)
+    if meta.get("lambdas") is not None:
+        meta["lambdas"] = [meta["lambdas"][i] for i in rows]
+    chosen = meta.pop("default_quality", None)
+    if chosen in levels:  # the same level under its new number; otherwise the default rule applies
+        meta["default_quality"] = float(levels.index(chosen) + 1)
+    meta["kept_levels"] = {"levels": levels, "of": total, "from": weights_id(model).hex()}
+    return kept, meta
 
 
 def _current_umask() -> int:
