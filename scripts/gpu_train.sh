@@ -9,7 +9,7 @@
 # A background loop exports fp16 weights into $OUT every 90 s, so a session cut short still brings
 # weights back; the final export and the logs follow when the runs end.
 # By default each run continues from the shipped weights (a new run, fresh optimiser, lineage kept,
-# their eight λ levels unless EXTRA_ARGS has --lambdas; exported with --default-quality 6);
+# their λ levels unless EXTRA_ARGS has --lambdas; exported with --default-quality 6);
 # INIT_MEANSCALE= INIT_FACTORIZED= (empty) start from scratch, as session 1 of 2026-11-26 did.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-train}; mkdir -p "$OUT"
@@ -26,7 +26,7 @@ N=${N:-128}; M=${M:-192}; BATCH=${BATCH:-16}; PATCH=${PATCH:-256}; LR=${LR:-2e-4
 DEVICE=${DEVICE:-auto}; RUNS=${RUNS:-/tmp/runs}
 HARD_STOP=${HARD_STOP:-555}       # seconds: SIGINT (clean checkpoint) to any run still going
 EXTRA_ARGS=${EXTRA_ARGS:-}        # more `nicodec train` options for every run, e.g. "--compile"
-DEFAULT_QUALITY=${DEFAULT_QUALITY:-6}  # of the exported weights: level 6 is λ 0.013 in the shipped eight (tests/test_shipped.py checks)
+DEFAULT_QUALITY=${DEFAULT_QUALITY:-6}  # of the exported weights: level 6 is λ 0.013 in the shipped weights (tests/test_shipped.py checks)
 mkdir -p "$RUNS"
 T0=$(date +%s)
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
