@@ -53,6 +53,7 @@ def main() -> int:
     p.add_argument("--data", type=Path, required=True, help="folder of test images")
     p.add_argument("--max-images", type=int, default=24)
     p.add_argument("--perturb", action="store_true", help="fp16 source: compare with a copy moved by half an fp16 step")
+    p.add_argument("--seed", type=int, default=0, help="of the --perturb draw (one draw moves every level together)")
     args = p.parse_args()
     images = [load_image(path) for path in find_images(args.data, args.max_images)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,7 +66,7 @@ def main() -> int:
         model, meta = load_weights(full)
         keep = _own_metadata(meta)
         if args.perturb:  # "half" becomes the perturbed copy, kept in fp32
-            generator = torch.Generator().manual_seed(0)
+            generator = torch.Generator().manual_seed(args.seed)
             with torch.no_grad():
                 for param in model.parameters():
                     param.mul_(1 + (torch.rand(param.shape, generator=generator) * 2 - 1) * 2**-11)

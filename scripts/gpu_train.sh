@@ -7,7 +7,8 @@
 # first starts alone, so its first log rows give its single-process throughput), each with --minutes
 # so that its LR has decayed when its time is up; MODELS=meanscale gives the GPU to one model.
 # A background loop exports fp16 weights into $OUT every 90 s, so a session cut short still brings
-# weights back; the final export and the logs follow when the runs end.
+# weights back; the final export, fp32 weights in parts (for the exact fp16 check) and the logs
+# follow when the runs end.
 # By default each run continues from the shipped weights (a new run, fresh optimiser, lineage kept,
 # their λ levels unless EXTRA_ARGS has --lambdas; exported with --default-quality 6);
 # INIT_MEANSCALE= INIT_FACTORIZED= (empty) start from scratch, as session 1 of 2026-11-26 did.
@@ -64,6 +65,12 @@ exporter=$!
 wait "${pids[@]}"
 kill $exporter 2>/dev/null
 export_all
+# fp32 weights too, for the exact fp16 check here (benchmarks/half_precision.py): in 15 MB parts, as
+# one file back may hold 16 MiB; here: cat M-fp32.safetensors.part* > M-fp32.safetensors
+for name in $MODELS; do
+    [ -f "$RUNS/$name/checkpoint.pt" ] && python3 -m nicodec export "$RUNS/$name" -o "$RUNS/$name-fp32.safetensors" --force >/dev/null 2>&1 \
+        && split -b 15000000 -d "$RUNS/$name-fp32.safetensors" "$OUT/$name-fp32.safetensors.part"
+done
 for name in $MODELS; do tail -4 "$RUNS/$name.log"; done
-tar -C "$RUNS" -czf "$OUT/logs.tar.gz" --exclude=checkpoint.pt --exclude=tb .
+tar -C "$RUNS" -czf "$OUT/logs.tar.gz" --exclude=checkpoint.pt --exclude='*.safetensors' --exclude=tb .
 ls -l "$OUT"; echo "total $(( $(date +%s) - T0 )) s"
