@@ -80,7 +80,7 @@ def load_weights(path: str | Path) -> tuple[CompressionModel, dict]:
 def keep_levels(model: CompressionModel, metadata: dict, levels: Sequence[int]) -> tuple[CompressionModel, dict]:
     """The same model with only the rate ``levels`` (1-based, increasing) of its trained ones: their
     gain rows and λ values; transforms and entropy tables unchanged, so each kept level (and any
-    quality between two kept neighbours) codes exactly as before. For shipping fewer levels than
+    quality between two kept levels that were neighbours) codes exactly as before. For shipping fewer levels than
     were trained, e.g. a top level that does not pay for its bits. The files differ only in the
     header's weights id: each decodes with its own weights."""
     total = model.config.levels
