@@ -32,11 +32,6 @@ from nicodec.training import export_weights
 from nicodec.weights import load_weights, save_weights
 
 
-def _own_metadata(meta: dict) -> dict:
-    """The metadata save_weights takes back: all but the keys it writes itself."""
-    return {k: v for k, v in meta.items() if k not in ("format", "architecture", "config")}
-
-
 def measure(codec: nicodec.Codec, images: list[np.ndarray], quality: float) -> tuple[float, float]:
     bpps, psnrs = [], []
     for rgb in images:
@@ -60,19 +55,18 @@ def main() -> int:
         full, half = Path(tmp) / "full.safetensors", Path(tmp) / "half.safetensors"
         if args.source.suffix == ".safetensors":
             model, meta = load_weights(args.source)
-            save_weights(full, model, _own_metadata(meta))
+            save_weights(full, model, meta)
         else:
             export_weights(args.source, full)
         model, meta = load_weights(full)
-        keep = _own_metadata(meta)
         if args.perturb:  # "half" becomes the perturbed copy, kept in fp32
             generator = torch.Generator().manual_seed(args.seed)
             with torch.no_grad():
                 for param in model.parameters():
                     param.mul_(1 + (torch.rand(param.shape, generator=generator) * 2 - 1) * 2**-11)
-            save_weights(half, model, keep)
+            save_weights(half, model, meta)
         else:
-            save_weights(half, model, keep, half=True)
+            save_weights(half, model, meta, half=True)
         a, b = nicodec.load(str(full)), nicodec.load(str(half))
         print(f"{a.name} (N={model.config.N}, M={model.config.M}), {len(images)} images from {args.data}; "
               + (f"weights {full.stat().st_size / 1e6:.2f} MB fp32; fp16 column: perturbed copy\n" if args.perturb else

@@ -7,6 +7,7 @@ buffers that define the bitstream (entropy-model quantiles) always keep full pre
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -88,7 +89,7 @@ def keep_levels(model: CompressionModel, metadata: dict, levels: Sequence[int]) 
     if not levels or levels != sorted(set(levels)) or levels[0] < 1 or levels[-1] > total:
         raise NicodecError(f"levels to keep must increase within 1..{total}, got {levels}")
     rows = [v - 1 for v in levels]
-    kept = build_model(model.name, ModelConfig(**{**model.config.to_dict(), "levels": len(rows)}))
+    kept = build_model(model.name, dataclasses.replace(model.config, levels=len(rows)))
     kept.load_state_dict({k: v[rows] if k.endswith("log_gain") else v for k, v in model.state_dict().items()})
     meta = dict(metadata)
     if meta.get("lambdas") is not None:
