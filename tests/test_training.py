@@ -136,6 +136,18 @@ def test_init_continues_from_exported_weights_and_records_the_lineage(photos, tm
         train(tiny(photos, tmp_path / "d", steps=1, N=16, init=str(weights)))
 
 
+def test_a_lazy_checkpoint_read_has_the_same_contents_and_bad_files_still_fail(photos, tmp_path):
+    path = train(tiny(photos, tmp_path / "a", steps=2))
+    full, lazy = load_checkpoint(path), load_checkpoint(path, lazy=True)  # lazy: tensors memory-mapped
+    assert lazy["config"] == full["config"] and lazy["step"] == full["step"] == 2
+    torch.testing.assert_close(lazy["model"], full["model"], rtol=0, atol=0)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    for lazy_read in (False, True):
+        with pytest.raises(NicodecError, match="is not a nicodec training checkpoint"):
+            load_checkpoint(broken, lazy=lazy_read)
+
+
 def test_ddp_with_two_cpu_processes_trains_on_disjoint_slices(photos, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "nicodec",
            "train", "--data", str(photos), "--out", str(tmp_path / "ddp"), "--model", "factorized", "--N", "8",

@@ -89,7 +89,7 @@ def cmd_train(args) -> int:
         given["lambdas"] = (given.pop("lambda_"),)
     if args.resume:
         out = Path(given.get("out") or f"runs/{given.get('model', 'meanscale')}")
-        ckpt = load_checkpoint(out / CHECKPOINT)  # NicodecError if missing
+        ckpt = load_checkpoint(out / CHECKPOINT, lazy=True)  # the config only; NicodecError if missing
         config = config_from_checkpoint(ckpt, **{**given, "out": str(out), "resume": True})
     else:
         if "data" not in given:

@@ -453,15 +453,19 @@ def save_checkpoint(path: Path, model: CompressionModel, optimizer, step: int, c
     atomic_write(path, lambda tmp: torch.save(ckpt, tmp))
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint written by :func:`train`; a run folder stands for its checkpoint."""
+def load_checkpoint(path: str | Path, lazy: bool = False) -> dict:
+    """A checkpoint written by :func:`train`; a run folder stands for its checkpoint.
+
+    ``lazy``: memory-map the tensors instead of reading them, for callers that only want the
+    run's config (a checkpoint with its optimiser state is ~3× the weights; a run started from
+    one reads its config first and its tensors once)."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
     if not path.is_file():
         raise NicodecError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=lazy)
     except Exception as exc:  # truncated file, not a checkpoint, ...
         raise NicodecError(f"{path} is not a nicodec training checkpoint ({exc.__class__.__name__})") from None
     if not isinstance(ckpt, dict) or not {"model", "config", "step"} <= ckpt.keys():
@@ -532,7 +536,7 @@ def _source_lambdas(source: str | Path) -> tuple[float, ...]:
     if Path(source).suffix == ".safetensors":
         values = read_metadata(source).get("lambdas") or ()
     else:
-        values = load_checkpoint(source)["config"].get("lambdas") or ()
+        values = load_checkpoint(source, lazy=True)["config"].get("lambdas") or ()
     return tuple(float(v) for v in values)
 
 
