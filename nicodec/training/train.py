@@ -456,9 +456,8 @@ def save_checkpoint(path: Path, model: CompressionModel, optimizer, step: int, c
 def load_checkpoint(path: str | Path, lazy: bool = False) -> dict:
     """A checkpoint written by :func:`train`; a run folder stands for its checkpoint.
 
-    ``lazy``: memory-map the tensors instead of reading them, for callers that only want the
-    run's config (a checkpoint with its optimiser state is ~3× the weights; a run started from
-    one reads its config first and its tensors once)."""
+    ``lazy``: memory-map the tensors instead of reading them, so that only those used are read:
+    the config, or the model without the optimiser state (a checkpoint is ~3× the weights)."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
@@ -491,7 +490,7 @@ def initial_weights(model: CompressionModel, source: str | Path, lambdas: Sequen
         earlier, source_lambdas = meta.get("lineage", []), meta.get("lambdas")
         entry = {"command": meta.get("command"), "steps": meta.get("steps"), "date": meta.get("date"), "data": meta.get("data")}
     else:
-        ckpt = load_checkpoint(source)
+        ckpt = load_checkpoint(source, lazy=True)  # the model's tensors only, not the optimiser's
         saved = ckpt["config"]
         name, config, state = saved["model"], {"N": saved["N"], "M": saved["M"], "levels": len(saved["lambdas"])}, ckpt["model"]
         earlier, source_lambdas = ckpt.get("lineage", []), saved["lambdas"]
@@ -555,7 +554,7 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
     none is asked for (else :attr:`Codec.default_quality`'s rule), e.g. to keep a default level
     when levels are added below it.
     """
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(checkpoint, lazy=True)  # the model's tensors only, not the optimiser's
     c = config_from_checkpoint(ckpt)
     if default_quality is not None and not 1 <= default_quality <= c.levels:
         raise NicodecError(f"--default-quality must be in [1, {c.levels}], got {default_quality}")
