@@ -143,14 +143,18 @@ def _compress_one(codec, src: Path, out: Path, args) -> None:
 
 
 def _write(out: Path, data: bytes) -> None:
-    """``data`` to standard output, or atomically to the file ``out``."""
+    """``data`` to standard output, or atomically to the file ``out``; a failed write (a full
+    disk, a directory in the way, a closed pipe) is a one-line error that leaves nothing behind."""
     from .weights import atomic_write_bytes
 
-    if out == STDIO:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        atomic_write_bytes(out, data)
+    try:
+        if out == STDIO:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            atomic_write_bytes(out, data)
+    except OSError as exc:
+        raise NicodecError(f"cannot write {_shown(out, 'stdout')}: {exc.strerror or exc}") from None
 
 
 def _shown(path: Path, stream: str = "stdin") -> str:

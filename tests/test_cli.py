@@ -185,6 +185,22 @@ def test_an_output_format_that_cannot_hold_the_image_is_a_user_error(workspace, 
     assert not (tmp / "alpha.jpg").exists() and [p.name for p in tmp.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_failed_write_is_a_user_error_that_leaves_nothing_behind(workspace, capsys):
+    tmp, weights, image = workspace
+    assert main(["compress", str(image), "--model", str(weights)]) == 0
+    out = tmp / "out"
+    out.mkdir()
+    for name in ("photo.nic", "photo.decoded.png"):  # a folder where --force would replace the output
+        (out / name).mkdir()
+        (out / name / "inside").write_bytes(b"")
+    capsys.readouterr()
+    for argv in (["compress", str(image)], ["decompress", str(tmp / "photo.nic")]):
+        assert main([*argv, "-o", str(out), "--model", str(weights), "--force"]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("nicodec: error: cannot write") and err.count("\n") == 1, err
+    assert sorted(p.name for p in out.iterdir()) == ["photo.decoded.png", "photo.nic"]  # no temp files left
+
+
 def test_demo_runs_the_default_model_on_the_bundled_sample():
     result = subprocess.run([sys.executable, "-m", "nicodec", "demo", "--quality", "2"],
                             capture_output=True, text=True, timeout=300)
