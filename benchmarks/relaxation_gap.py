@@ -50,12 +50,12 @@ def main() -> int:
             rgb = torch.from_numpy(load_image(path).copy()).permute(2, 0, 1).float().div(255)[None]
             h, w = rgb.shape[2] // stride * stride, rgb.shape[3] // stride * stride
             images.append(rgb[..., :h, :w])
+        quant = codec.metadata.get("quant", "?")
         torch.manual_seed(args.seed)
         for level in range(1, codec.levels + 1):
             with torch.no_grad():
                 noisy = sum(psnr_8bit(model(x, float(level), mode="noise").x_hat, x) for x in images) / len(images)
                 rounded = sum(psnr_8bit(model.estimate(x, float(level)).x_hat, x) for x in images) / len(images)
-            quant = codec.metadata.get("quant", "?")
             print(f"| {name} ({quant}) | {level} | {noisy:.2f} | {rounded:.2f} | {rounded - noisy:+.2f} |")
     return 0
 
