@@ -1,0 +1,39 @@
+"""scripts/bd_levels.py: BD-rate over some of a curve's levels, the like-for-like comparison of
+weights whose level sets differ."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bd_levels.py"
+
+
+def _curve(path: Path, name: str, bpp: list[float], psnr: list[float]) -> Path:
+    path.write_text(json.dumps({"name": name, "results": {"bpp": bpp, "psnr-rgb": psnr}}))
+    return path
+
+
+def _run(*argv) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, argv)], capture_output=True, text=True)
+
+
+def test_only_the_chosen_levels_enter_the_bd_rate(tmp_path):
+    bpp = [0.1, 0.2, 0.4, 0.8, 1.6]
+    anchor = _curve(tmp_path / "a.json", "A", bpp[:4], [26.0, 29.0, 32.0, 35.0])
+    # levels 1-4 equal the anchor; level 5 is far worse and must not count in 1-4
+    ours = _curve(tmp_path / "o.json", "ours", bpp, [26.0, 29.0, 32.0, 35.0, 30.0])
+    same = _run(ours, "--levels", "1-4", "--anchors", anchor)
+    assert same.returncode == 0, same.stderr
+    assert same.stdout.strip() == "ours levels 1-4 vs A: BD-rate +0.0 %"
+    worse = _run(ours, "--levels", "1-5", "--anchors", anchor)
+    assert worse.returncode == 0 and "BD-rate +0.0 %" not in worse.stdout
+
+
+def test_levels_outside_the_curve_or_a_missing_file_are_one_line_errors(tmp_path):
+    ours = _curve(tmp_path / "o.json", "ours", [0.1, 0.2, 0.4, 0.8], [26.0, 29.0, 32.0, 35.0])
+    for argv in ((ours, "--levels", "1-6", "--anchors", ours), (tmp_path / "none.json", "--levels", "1-4", "--anchors", ours)):
+        r = _run(*argv)
+        assert r.returncode == 2 and r.stderr.startswith("bd_levels: error:") and len(r.stderr.strip().splitlines()) == 1
