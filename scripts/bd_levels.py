@@ -3,15 +3,15 @@
     python scripts/bd_levels.py results/baselines/nicodec-meanscale.json --levels 3-8 \\
         --anchors ../shared/anchors/kodak/vtm.json ../shared/anchors/kodak/webp.json
 
-A curve written by `nicodec eval` has one point per quality level (in order). When a training
-session adds a level at the top, the BD-rate over the whole curve mixes two effects (better
-levels, a wider range); this gives the like-for-like number over the levels both versions share.
+A curve written by `nicodec eval` records the quality of each point; only the points at the given
+levels enter. When a training session adds a level at the top, the BD-rate over the whole curve
+mixes two effects (better levels, a wider range); this gives the like-for-like number over the
+levels both versions share.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,24 +19,18 @@ from keep_levels import parse_levels
 
 from nicodec.errors import NicodecError
 from nicodec.evaluation.bdrate import bd_rate
+from nicodec.evaluation.results import Curve, load_curve, load_curves
 
 
-def curve(path: Path) -> tuple[str, dict]:
-    """(name, results) of a CompressAI-layout JSON file."""
-    try:
-        data = json.loads(path.read_text())
-        return data.get("name", path.stem), data["results"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise NicodecError(f"cannot read the curve {path}: {e}") from None
-
-
-def bd_over_levels(results: dict, anchor: dict, levels: list[int], metric: str = "psnr-rgb") -> float:
-    """BD-rate (%) of the given 1-based levels of ``results`` against ``anchor``."""
-    n = len(results["bpp"])
-    if not levels or min(levels) < 1 or max(levels) > n:
-        raise NicodecError(f"levels {levels} are outside the curve's 1-{n}")
-    pick = [i - 1 for i in levels]
-    return bd_rate(anchor["bpp"], anchor[metric], [results["bpp"][i] for i in pick], [results[metric][i] for i in pick])
+def bd_over_levels(ours: Curve, anchor: Curve, levels: list[int]) -> float:
+    """BD-rate (%, PSNR) of the points of ``ours`` at the given qualities against ``anchor``."""
+    if not ours.quality:
+        raise NicodecError(f"{ours.source or ours.name} has no results.quality: not a curve from nicodec eval")
+    wanted = {float(v) for v in levels}
+    if missing := sorted(wanted - set(ours.quality)):
+        raise NicodecError(f"levels {missing} are not among the curve's qualities {ours.quality}")
+    pick = [i for i, q in enumerate(ours.quality) if q in wanted]
+    return bd_rate(anchor.bpp, anchor.psnr, [ours.bpp[i] for i in pick], [ours.psnr[i] for i in pick])
 
 
 def describe(levels: list[int]) -> str:
@@ -53,11 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--anchors", type=Path, nargs="+", required=True)
     args = p.parse_args(argv)
     try:
-        name, ours = curve(args.curve)
-        for path in args.anchors:
-            anchor_name, anchor = curve(path)
+        ours = load_curve(args.curve)
+        for anchor in load_curves(args.anchors):
             value = bd_over_levels(ours, anchor, args.levels)
-            print(f"{name} levels {describe(args.levels)} vs {anchor_name}: BD-rate {value:+.1f} %")
+            print(f"{ours.name} levels {describe(args.levels)} vs {anchor.name}: BD-rate {value:+.1f} %")
     except NicodecError as e:
         print(f"bd_levels: error: {e}", file=sys.stderr)
         return 2

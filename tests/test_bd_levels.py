@@ -11,8 +11,11 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bd_levels.py"
 
 
-def _curve(path: Path, name: str, bpp: list[float], psnr: list[float]) -> Path:
-    path.write_text(json.dumps({"name": name, "results": {"bpp": bpp, "psnr-rgb": psnr}}))
+def _curve(path: Path, name: str, bpp: list[float], psnr: list[float], quality: bool = True) -> Path:
+    results = {"bpp": bpp, "psnr-rgb": psnr}
+    if quality:  # as nicodec eval writes it: one point per level
+        results["quality"] = [float(i + 1) for i in range(len(bpp))]
+    path.write_text(json.dumps({"name": name, "results": results}))
     return path
 
 
@@ -22,7 +25,7 @@ def _run(*argv) -> subprocess.CompletedProcess:
 
 def test_only_the_chosen_levels_enter_the_bd_rate(tmp_path):
     bpp = [0.1, 0.2, 0.4, 0.8, 1.6]
-    anchor = _curve(tmp_path / "a.json", "A", bpp[:4], [26.0, 29.0, 32.0, 35.0])
+    anchor = _curve(tmp_path / "a.json", "A", bpp[:4], [26.0, 29.0, 32.0, 35.0], quality=False)
     # levels 1-4 equal the anchor; level 5 is far worse and must not count in 1-4
     ours = _curve(tmp_path / "o.json", "ours", bpp, [26.0, 29.0, 32.0, 35.0, 30.0])
     same = _run(ours, "--levels", "1-4", "--anchors", anchor)
@@ -34,6 +37,11 @@ def test_only_the_chosen_levels_enter_the_bd_rate(tmp_path):
 
 def test_levels_outside_the_curve_or_a_missing_file_are_one_line_errors(tmp_path):
     ours = _curve(tmp_path / "o.json", "ours", [0.1, 0.2, 0.4, 0.8], [26.0, 29.0, 32.0, 35.0])
-    for argv in ((ours, "--levels", "1-6", "--anchors", ours), (tmp_path / "none.json", "--levels", "1-4", "--anchors", ours)):
+    published = _curve(tmp_path / "p.json", "published", [0.1, 0.2, 0.4, 0.8], [26.0, 29.0, 32.0, 35.0], quality=False)
+    for argv in (
+        (ours, "--levels", "1-6", "--anchors", ours),
+        (tmp_path / "none.json", "--levels", "1-4", "--anchors", ours),
+        (published, "--levels", "1-4", "--anchors", ours),  # no qualities: not a curve of ours
+    ):
         r = _run(*argv)
         assert r.returncode == 2 and r.stderr.startswith("bd_levels: error:") and len(r.stderr.strip().splitlines()) == 1
