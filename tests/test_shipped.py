@@ -18,7 +18,7 @@ import nicodec
 from nicodec.metrics import psnr
 from nicodec.variable_rate import quality_lambda
 
-SHIPPED = ("factorized", "meanscale")
+SHIPPED = ("factorized", "hyperprior", "meanscale")
 REFERENCE = json.loads((Path(__file__).parent / "shipped_reference.json").read_text())
 
 

@@ -1,0 +1,85 @@
+"""nicodec.training.transfer: a scale hyperprior trained on a mean-scale model's frozen transforms."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import nicodec
+from nicodec.errors import NicodecError
+from nicodec.training.transfer import SHARED, TransferConfig, hyperprior_from, main, train_transfer
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> str:
+    """Tiny meanscale weights, as a release file."""
+    path = tmp_path_factory.mktemp("source") / "meanscale.safetensors"
+    codec = nicodec.create("meanscale", N=8, M=12, levels=2, seed=0)
+    codec.metadata.update({"trained": True, "lambdas": [0.0067, 0.013], "distortion": "mse"})
+    codec.save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for i in range(3):  # smooth images, so the latents have structure to learn
+        base = rng.uniform(0, 255, (6, 8, 3)).astype(np.uint8)
+        Image.fromarray(base).resize((128, 96), Image.BILINEAR).save(folder / f"{i}.png")
+    return str(folder)
+
+
+def _config(source: str, data: str, out, **overrides) -> TransferConfig:
+    options = {"minutes": 10.0, "steps": 40, "batch": 4, "patch": 64, "lr": 1e-3, "warmup": 5, "log_every": 10}
+    return TransferConfig(source=source, data=data, out=str(out), **{**options, **overrides})
+
+
+def test_the_shared_parts_are_the_source_s_and_frozen(source):
+    meanscale = nicodec.load(source).model
+    model = hyperprior_from(meanscale)
+    for name in SHARED:
+        ours, theirs = getattr(model, name).state_dict(), getattr(meanscale, name).state_dict()
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+        assert not any(p.requires_grad for p in getattr(model, name).parameters())
+    assert all(p.requires_grad for p in model.h_s.parameters())
+    with pytest.raises(NicodecError, match="meanscale"):
+        hyperprior_from(nicodec.create("factorized", N=8, M=12, levels=2).model)
+
+
+def test_training_lowers_the_rate_and_exports_a_codec_that_round_trips(source, data, tmp_path):
+    path = train_transfer(_config(source, data, tmp_path), progress=False)
+    with open(tmp_path / "train.csv") as f:
+        rates = [float(row["bpp"]) for row in csv.DictReader(f)]
+    assert len(rates) == 4 and rates[-1] < rates[0]
+    codec = nicodec.load(str(path))
+    assert codec.model.name == "hyperprior" and codec.metadata["lambdas"] == [0.0067, 0.013]
+    assert codec.metadata["transfer"]["frozen"] == list(SHARED)
+    for name in SHARED:  # fp16 storage leaves the (fp32 here) shared tensors as close as fp16 allows
+        a, b = getattr(codec.model, name).state_dict(), getattr(nicodec.load(source).model, name).state_dict()
+        assert all(torch.allclose(a[k], b[k], rtol=1e-3, atol=1e-4) for k in b)
+    image = Image.open(f"{data}/0.png")
+    encoded = codec.compress(image, quality=2)
+    decoded = codec.decompress(encoded)
+    assert decoded.size == image.size
+
+
+def test_a_resumed_run_continues_from_its_checkpoint(source, data, tmp_path):
+    train_transfer(_config(source, data, tmp_path, steps=10), progress=False)
+    train_transfer(_config(source, data, tmp_path, steps=20), resume=True, progress=False)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 20
+    with open(tmp_path / "train.csv") as f:
+        assert [int(row["step"]) for row in csv.DictReader(f)] == [10, 20]
+
+
+def test_bad_arguments_are_one_line_errors(source, data, tmp_path, capsys):
+    assert main(["--source", str(tmp_path / "none.safetensors"), "--data", data, "--out", str(tmp_path / "o")]) == 2
+    assert main(["--source", source, "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["--source", source, "--data", data, "--out", str(tmp_path / "o"), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+    assert "not found" in err[0] and "missing or empty" in err[1] and "nothing to resume" in err[2]
