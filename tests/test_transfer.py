@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import signal
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 
 import nicodec
 from nicodec.errors import NicodecError
+from nicodec.training.train import Interrupted
 from nicodec.training.transfer import SHARED, TransferConfig, hyperprior_from, main, train_transfer
 
 
@@ -68,12 +70,34 @@ def test_training_lowers_the_rate_and_exports_a_codec_that_round_trips(source, d
     assert decoded.size == image.size
 
 
-def test_a_resumed_run_continues_from_its_checkpoint(source, data, tmp_path):
-    train_transfer(_config(source, data, tmp_path, steps=10), progress=False)
+def test_a_stopped_run_resumes_exactly(source, data, tmp_path, monkeypatch):
+    import nicodec.training.transfer as transfer
+
+    calls = {"n": 0}
+    original = transfer.sample
+
+    def sample_then_stop(*args, **kwargs):  # SIGINT arrives during step 10: it finishes, saves, stops
+        calls["n"] += 1
+        if calls["n"] == 10:
+            signal.raise_signal(signal.SIGINT)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transfer, "sample", sample_then_stop)
+    with pytest.raises(Interrupted):
+        train_transfer(_config(source, data, tmp_path, steps=20), progress=False)
+    monkeypatch.setattr(transfer, "sample", original)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 10
+    with pytest.raises(NicodecError, match="holds a run"):  # a new run never overwrites one
+        train_transfer(_config(source, data, tmp_path, steps=20), progress=False)
     train_transfer(_config(source, data, tmp_path, steps=20), resume=True, progress=False)
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 20
     with open(tmp_path / "train.csv") as f:
         assert [int(row["step"]) for row in csv.DictReader(f)] == [10, 20]
+    # the same weights as one uninterrupted run
+    train_transfer(_config(source, data, tmp_path / "straight", steps=20), progress=False)
+    resumed = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
+    assert resumed["step"] == straight["step"] == 20
+    assert all(torch.equal(resumed["model"][k], straight["model"][k]) for k in straight["model"])
 
 
 def test_bad_arguments_are_one_line_errors(source, data, tmp_path, capsys):

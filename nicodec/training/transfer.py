@@ -106,9 +106,10 @@ def sample(cache: list[Tensor], batch: int, crop: int, levels: int, generator: t
     return torch.stack(crops).float(), quality
 
 
-def rate_bpp(model: ScaleHyperprior, y: Tensor, quality: Tensor) -> Tensor:
-    """(B,) bits per image pixel of y and z under the training relaxation (additive uniform noise)."""
-    coder = RelaxedCoder("noise")
+def rate_bpp(model: ScaleHyperprior, y: Tensor, quality: Tensor, noise: torch.Generator | None = None) -> Tensor:
+    """(B,) bits per image pixel of y and z under the training relaxation (additive uniform noise
+    drawn from ``noise``, else torch's global generator)."""
+    coder = RelaxedCoder("noise", generator=noise)
     model.code(coder, quality, y, tuple(y.shape))
     bits = sum(-torch.log2(lk).flatten(1).sum(1) for lk in coder.likelihoods.values())
     return bits / (y.shape[-2] * y.shape[-1] * 256)
@@ -122,15 +123,22 @@ def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = Tru
     checkpoint_path = out / "checkpoint.pt"
     if resume and not checkpoint_path.exists():
         raise NicodecError(f"nothing to resume: {checkpoint_path} does not exist")
+    if not resume and checkpoint_path.exists():
+        raise NicodecError(f"{out} holds a run already: continue it with --resume, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     source, source_meta = load_weights(c.source)
     source.eval()
-    model = hyperprior_from(source)
+    with torch.random.fork_rng():  # the fresh hyper-transforms' initial values follow --seed
+        torch.manual_seed(c.seed)
+        model = hyperprior_from(source)
     crop = c.patch // 16
 
     cache_path = out / "latents.pt"
     source_id = weights_id(source).hex()
-    cached = torch.load(cache_path) if cache_path.exists() else None
+    try:
+        cached = torch.load(cache_path) if cache_path.exists() else None
+    except Exception:  # a damaged cache is only a cache: compute it again
+        cached = None
     if cached is None or cached["source"] != source_id or cached["crop"] != crop or cached["data"] != str(c.data):
         t0 = time.time()
         images = load_images(c.data)
@@ -143,7 +151,8 @@ def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = Tru
 
     groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in param_groups(model, c.entropy_lr_ratio)]
     optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=c.lr)
-    generator = torch.Generator().manual_seed(c.seed)
+    generator = torch.Generator().manual_seed(c.seed)  # crops and levels
+    noise = torch.Generator().manual_seed(c.seed + 1)  # the uniform noise
     step, minutes_before = 0, 0.0
     if resume:
         ckpt = torch.load(checkpoint_path, weights_only=False)
@@ -152,11 +161,12 @@ def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = Tru
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         generator.set_state(ckpt["generator"])
+        noise.set_state(ckpt["noise"])
         step, minutes_before = ckpt["step"], ckpt["minutes"]
 
     def save() -> None:
         state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                 "step": step, "minutes": minutes(), "source": source_id, "config": asdict(c)}
+                 "noise": noise.get_state(), "step": step, "minutes": minutes(), "source": source_id, "config": asdict(c)}
         atomic_write(checkpoint_path, lambda tmp: torch.save(state, tmp))
 
     start = time.time()
@@ -174,7 +184,7 @@ def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = Tru
                 for group in optimizer.param_groups:
                     group["lr"] = lr * group["lr_ratio"]
                 y, quality = sample(cache, c.batch, crop, source.config.levels, generator)
-                loss = rate_bpp(model, y, quality).mean()
+                loss = rate_bpp(model, y, quality, noise).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], c.clip)
