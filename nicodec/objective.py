@@ -21,13 +21,19 @@ def rd_loss(x: Tensor, out: ModelOutput, lam: Tensor, distortion: str) -> tuple[
     D is 255²·MSE or 1 − MS-SSIM. Returns the loss and detached (scalar) loss, bpp and MSE.
     """
     b, _, h, w = x.shape
-    bits = sum(-torch.log2(p.float()).reshape(b, -1).sum(1) for p in out.likelihoods.values())  # (B,)
-    bpp = bits / (h * w)
+    bpp = rate_bpp(out.likelihoods, h * w)
     x_hat = out.x_hat.float()
     mse = (x_hat - x).square().reshape(b, -1).mean(1)  # (B,)
     dist = 255**2 * mse if distortion == "mse" else 1 - ms_ssim(x_hat, x)
     loss = (bpp + lam * dist).mean()
     return loss, {"loss": loss.detach(), "bpp": bpp.mean().detach(), "mse": mse.mean().detach()}
+
+
+def rate_bpp(likelihoods: dict[str, Tensor], pixels: int) -> Tensor:
+    """(B,) bits per image pixel: −log2 of every latent's likelihoods (in fp32 whatever the
+    autocast dtype), summed per batch element, over the ``pixels`` of each image."""
+    bits = sum(-torch.log2(p.float()).flatten(1).sum(1) for p in likelihoods.values())
+    return bits / pixels
 
 
 def ms_ssim(x: Tensor, y: Tensor) -> Tensor:

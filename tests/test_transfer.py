@@ -58,6 +58,7 @@ def test_training_lowers_the_rate_and_exports_a_codec_that_round_trips(source, d
     with open(tmp_path / "train.csv") as f:
         rates = [float(row["bpp"]) for row in csv.DictReader(f)]
     assert len(rates) == 4 and rates[-1] < rates[0]
+    assert (tmp_path / "hyperprior-fp32.safetensors").exists()  # for the fp16 check
     codec = nicodec.load(str(path))
     assert codec.model.name == "hyperprior" and codec.metadata["lambdas"] == [0.0067, 0.013]
     assert codec.metadata["transfer"]["frozen"] == list(SHARED)

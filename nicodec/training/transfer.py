@@ -4,7 +4,7 @@ Why: ``hyperprior`` (Ballé et al. 2018) and ``meanscale`` share the analysis an
 transforms and the rate-level gains; they differ only in the hyper-transforms (h_a, h_s) and in
 what those predict (scales alone, or means and scales). With g_a, g_s and the gains taken from a
 trained ``meanscale`` model and frozen, the distortion no longer depends on anything being trained
-(rounding y instead of y − μ moves PSNR by under 0.1 dB), so the loss is the rate alone, and the
+(rounding y around 0 instead of around μ costs ~0.1 dB of PSNR on Kodak), so the loss is the rate alone, and the
 latents y = g_a(x) can be computed once: each step then costs the hyper-transforms only, about a
 tenth of a full training step, which makes the model trainable on a CPU.
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .. import __version__
+from .. import __version__, objective
 from ..errors import NicodecError
 from ..latent_coders import RelaxedCoder
 from ..models import CompressionModel, ScaleHyperprior
@@ -111,8 +111,7 @@ def rate_bpp(model: ScaleHyperprior, y: Tensor, quality: Tensor, noise: torch.Ge
     drawn from ``noise``, else torch's global generator)."""
     coder = RelaxedCoder("noise", generator=noise)
     model.code(coder, quality, y, tuple(y.shape))
-    bits = sum(-torch.log2(lk).flatten(1).sum(1) for lk in coder.likelihoods.values())
-    return bits / (y.shape[-2] * y.shape[-1] * 256)
+    return objective.rate_bpp(coder.likelihoods, y.shape[-2] * y.shape[-1] * 256)  # 16² pixels per latent
 
 
 def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = True) -> Path:
@@ -203,14 +202,14 @@ def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = Tru
     save()
     if stop.signal is not None:
         raise Interrupted(checkpoint_path, signal.Signals(stop.signal).name)
-    export(model, source_meta, source_id, c, step, minutes(), n_images, out / "hyperprior-fp32.safetensors", half=False)
     return export(model, source_meta, source_id, c, step, minutes(), n_images, out / "hyperprior.safetensors")
 
 
 def export(model: ScaleHyperprior, source_meta: dict, source_id: str, c: TransferConfig, steps: int, minutes: float,
-           images: int, path: Path, half: bool = True) -> Path:
-    """Release weights with the source's λ levels and default quality, and the run's record;
-    fp16 parameters unless ``half`` is False (the fp32 copy is for benchmarks/half_precision.py)."""
+           images: int, path: Path) -> Path:
+    """Release weights with the source's λ levels and default quality, and the run's record: ``path``
+    with fp16 parameters, as shipped, and ``<stem>-fp32.safetensors`` beside it, the same in fp32
+    (for benchmarks/half_precision.py). Returns ``path``."""
     model.update()
     source_runs = source_meta.get("lineage", []) + [
         {k: source_meta.get(k) for k in ("command", "steps", "date", "data", "lambdas")}]
@@ -230,7 +229,8 @@ def export(model: ScaleHyperprior, source_meta: dict, source_id: str, c: Transfe
         "nicodec_version": __version__,
         **({"default_quality": source_meta["default_quality"]} if "default_quality" in source_meta else {}),
     }
-    save_weights(path, model, metadata, half=half)
+    save_weights(path, model, metadata, half=True)
+    save_weights(path.with_name(f"{path.stem}-fp32{path.suffix}"), model, metadata)
     return path
 
 
