@@ -1,4 +1,4 @@
-"""nicodec.training.transfer: a scale hyperprior trained on a mean-scale model's frozen transforms."""
+"""nicodec.training.transfer: rate-only training of an entropy model on a mean-scale model's frozen transforms."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from PIL import Image
 import nicodec
 from nicodec.errors import NicodecError
 from nicodec.training.train import Interrupted
-from nicodec.training.transfer import SHARED, TransferConfig, hyperprior_from, main, train_transfer
+from nicodec.training.transfer import SHARED, TransferConfig, main, rate_bpp, train_transfer, transfer_model
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +43,39 @@ def _config(source: str, data: str, out, **overrides) -> TransferConfig:
 
 def test_the_shared_parts_are_the_source_s_and_frozen(source):
     meanscale = nicodec.load(source).model
-    model = hyperprior_from(meanscale)
+    model = transfer_model(meanscale)
     for name in SHARED:
         ours, theirs = getattr(model, name).state_dict(), getattr(meanscale, name).state_dict()
         assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
         assert not any(p.requires_grad for p in getattr(model, name).parameters())
     assert all(p.requires_grad for p in model.h_s.parameters())
     with pytest.raises(NicodecError, match="meanscale"):
-        hyperprior_from(nicodec.create("factorized", N=8, M=12, levels=2).model)
+        transfer_model(nicodec.create("factorized", N=8, M=12, levels=2).model)
+    with pytest.raises(NicodecError, match="unknown target"):
+        transfer_model(meanscale, "factorized")
+
+
+def test_the_meanscale_target_starts_from_the_source_s_own_entropy_model(source):
+    meanscale = nicodec.load(source).model
+    model = transfer_model(meanscale, "meanscale")
+    assert model.name == "meanscale" and model is not meanscale
+    theirs = meanscale.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in model.state_dict().items())
+    trained = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trained and all(name.split(".")[0] not in SHARED for name in trained)
+    assert any(name.startswith("h_s.") for name in trained) and any(name.startswith("z_model.") for name in trained)
+
+
+@pytest.mark.parametrize("quant", ["mixed", "noise"])
+def test_the_hyper_synthesis_sees_the_rounded_z_unless_told_noise(source, quant):
+    """With "mixed" h_s is fed the z it will decode from, whatever the noise draws; with "noise", z + u."""
+    model = transfer_model(nicodec.load(source).model, "meanscale")
+    seen = []
+    model.h_s.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].detach().clone()))
+    y, quality = torch.randn(2, 12, 4, 4) * 3, torch.tensor([1.0, 2.0])
+    rates = [rate_bpp(model, y, quality, torch.Generator().manual_seed(seed), quant) for seed in (1, 2)]
+    assert all(r.shape == (2,) and bool((r > 0).all()) for r in rates)
+    assert torch.equal(seen[0], seen[1]) == (quant == "mixed")
 
 
 def test_training_lowers_the_rate_and_exports_a_codec_that_round_trips(source, data, tmp_path):
@@ -69,6 +94,23 @@ def test_training_lowers_the_rate_and_exports_a_codec_that_round_trips(source, d
     encoded = codec.compress(image, quality=2)
     decoded = codec.decompress(encoded)
     assert decoded.size == image.size
+
+
+def test_the_meanscale_target_lowers_the_rate_and_keeps_the_reconstruction(source, data, tmp_path):
+    path = train_transfer(_config(source, data, tmp_path, target="meanscale"), progress=False)
+    assert path.name == "meanscale.safetensors" and (tmp_path / "meanscale-fp32.safetensors").exists()
+    with open(tmp_path / "train.csv") as f:
+        rates = [float(row["bpp"]) for row in csv.DictReader(f)]
+    assert rates[-1] < rates[0]
+    before, after = nicodec.load(source), nicodec.load(str(path))
+    assert after.model.name == "meanscale" and after.metadata["transfer"]["frozen"] == list(SHARED)
+    image = Image.open(f"{data}/0.png")
+    old, new = (np.asarray(c.decompress(c.compress(image, quality=2)), dtype=float) for c in (before, after))
+    original = np.asarray(image, dtype=float)
+    mse_old, mse_new = ((old - original) ** 2).mean(), ((new - original) ** 2).mean()
+    assert abs(mse_new - mse_old) < 0.2 * mse_old  # the means moved, the rounding error did not grow
+    with pytest.raises(NicodecError, match="trains a meanscale model"):  # a resume keeps the target
+        train_transfer(_config(source, data, tmp_path), resume=True, progress=False)
 
 
 def test_a_stopped_run_resumes_exactly(source, data, tmp_path, monkeypatch):
@@ -108,3 +150,13 @@ def test_bad_arguments_are_one_line_errors(source, data, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("error: ") for line in err)
     assert "not found" in err[0] and "missing or empty" in err[1] and "nothing to resume" in err[2]
+
+
+def test_a_checkpoint_of_the_first_version_resumes(source, data, tmp_path):
+    """The first version kept no noise-generator state (it drew from torch's global generator)."""
+    train_transfer(_config(source, data, tmp_path, steps=10), progress=False)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    del ckpt["noise"], ckpt["config"]["target"], ckpt["config"]["quant"]
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    train_transfer(_config(source, data, tmp_path, steps=20), resume=True, progress=False)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 20

@@ -1,24 +1,30 @@
-"""A scale hyperprior trained on the frozen transforms of a trained mean-scale model.
+"""Rate-only training of a hyperprior's entropy model on the frozen transforms of a trained mean-scale model.
 
 Why: ``hyperprior`` (Ballé et al. 2018) and ``meanscale`` share the analysis and synthesis
 transforms and the rate-level gains; they differ only in the hyper-transforms (h_a, h_s) and in
-what those predict (scales alone, or means and scales). With g_a, g_s and the gains taken from a
+what those predict (scales alone, or means and scales). With g_a, g_s and the y gains taken from a
 trained ``meanscale`` model and frozen, the distortion no longer depends on anything being trained
-(rounding y around 0 instead of around μ costs ~0.1 dB of PSNR on Kodak), so the loss is the rate alone, and the
-latents y = g_a(x) can be computed once: each step then costs the hyper-transforms only, about a
-tenth of a full training step, which makes the model trainable on a CPU.
+(rounding y around 0 instead of around μ costs ~0.1 dB of PSNR on Kodak; rounding around another μ
+leaves the expected rounding error what it was), so the loss is the rate alone, and the latents
+y = g_a(x) can be computed once: each step then costs the hyper-transforms only, about a tenth of a
+full training step, which makes the entropy model trainable on a CPU. Two targets:
+
+* ``hyperprior``: a scale hyperprior with fresh hyper-transforms, trained from scratch;
+* ``meanscale``: the source's own hyper-transforms, trained further (its transforms and entropy
+  model were trained jointly in a few GPU minutes; the entropy model is far from done by then).
 
     python -m nicodec.training.transfer --source nicodec/weights/meanscale.safetensors \\
-        --data ../shared/data/train --out runs/hyperprior --minutes 60
+        --data ../shared/data/train --out runs/hyperprior --minutes 60 [--target meanscale]
     python -m nicodec.training.transfer ... --resume        # continue after a stop
 
-Each run exports ``<out>/hyperprior.safetensors`` (fp16 parameters, as shipped) when it ends,
-and ``hyperprior-fp32.safetensors``, the same in fp32, to check what fp16 costs.
+Each run exports ``<out>/<target>.safetensors`` (fp16 parameters, as shipped) when it ends,
+and ``<target>-fp32.safetensors``, the same in fp32, to check what fp16 costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import signal
 import sys
 import time
@@ -31,13 +37,14 @@ from torch import Tensor
 
 from .. import __version__, objective
 from ..errors import NicodecError
-from ..latent_coders import RelaxedCoder
+from ..latent_coders import QuantMode, RelaxedCoder
 from ..models import CompressionModel, ScaleHyperprior
 from ..weights import atomic_write, load_weights, save_weights, weights_id
 from .data import list_files, load_images
 from .train import Interrupted, _CsvLog, _StopOnSignal, learning_rate, param_groups
 
 SHARED = ("g_a", "g_s", "y_gain", "y_inverse_gain")  # taken from the source and frozen
+TARGETS = ("hyperprior", "meanscale")
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,8 @@ class TransferConfig:
     source: str
     data: str
     out: str
+    target: str = "hyperprior"
+    quant: QuantMode = "mixed"  # what h_s is fed: rounded z ("mixed") or z + u ("noise"); see rate_bpp
     minutes: float = 60.0
     steps: int = 1_000_000
     batch: int = 16
@@ -63,11 +72,14 @@ class TransferConfig:
     checkpoint_minutes: float = 5.0
 
 
-def hyperprior_from(source: CompressionModel) -> ScaleHyperprior:
-    """A scale hyperprior with ``source``'s transforms and gains (frozen) and fresh hyper-transforms."""
+def transfer_model(source: CompressionModel, target: str = "hyperprior") -> ScaleHyperprior:
+    """The model a transfer run trains: ``source``'s transforms and y gains, frozen, with fresh
+    scale-only hyper-transforms (``hyperprior``) or with ``source``'s own (``meanscale``)."""
     if source.name != "meanscale":
         raise NicodecError(f"the source must be a meanscale model, got {source.name!r}")
-    model = ScaleHyperprior(source.config)
+    if target not in TARGETS:
+        raise NicodecError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
+    model = copy.deepcopy(source) if target == "meanscale" else ScaleHyperprior(source.config)
     for name in SHARED:
         getattr(model, name).load_state_dict(getattr(source, name).state_dict())
         getattr(model, name).requires_grad_(False)
@@ -106,16 +118,21 @@ def sample(cache: list[Tensor], batch: int, crop: int, levels: int, generator: t
     return torch.stack(crops).float(), quality
 
 
-def rate_bpp(model: ScaleHyperprior, y: Tensor, quality: Tensor, noise: torch.Generator | None = None) -> Tensor:
-    """(B,) bits per image pixel of y and z under the training relaxation (additive uniform noise
-    drawn from ``noise``, else torch's global generator)."""
-    coder = RelaxedCoder("noise", generator=noise)
+def rate_bpp(model: ScaleHyperprior, y: Tensor, quality: Tensor, noise: torch.Generator | None = None,
+             quant: QuantMode = "mixed") -> Tensor:
+    """(B,) bits per image pixel of y and z under the training relaxation: additive uniform noise
+    (drawn from ``noise``, else torch's global generator) for both rates; the hyper-synthesis is
+    fed the rounded z it will decode from (``mixed``, straight-through, as training's default for
+    hyperprior models) or z + u (``noise``)."""
+    coder = RelaxedCoder(quant, generator=noise)
     model.code(coder, quality, y, tuple(y.shape))
     return objective.rate_bpp(coder.likelihoods, y.shape[-2] * y.shape[-1] * 256)  # 16² pixels per latent
 
 
 def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train (or resume) the run in ``c.out``; returns the exported weights' path."""
+    if c.quant not in ("mixed", "noise"):
+        raise NicodecError(f"quant must be mixed or noise, got {c.quant!r}")
     if c.patch % 16 or c.patch < 64:
         raise NicodecError(f"--patch must be a multiple of 16 and at least 64, got {c.patch}")
     out = Path(c.out)
@@ -129,7 +146,7 @@ def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = Tru
     source.eval()
     with torch.random.fork_rng():  # the fresh hyper-transforms' initial values follow --seed
         torch.manual_seed(c.seed)
-        model = hyperprior_from(source)
+        model = transfer_model(source, c.target)
     crop = c.patch // 16
 
     cache_path = out / "latents.pt"
@@ -157,10 +174,13 @@ def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = Tru
         ckpt = torch.load(checkpoint_path, weights_only=False)
         if ckpt["source"] != source_id:
             raise NicodecError(f"{checkpoint_path} was trained on other source weights ({ckpt['source']})")
+        if ckpt["config"].get("target", "hyperprior") != c.target:
+            raise NicodecError(f"{checkpoint_path} trains a {ckpt['config'].get('target', 'hyperprior')} model, not {c.target}")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         generator.set_state(ckpt["generator"])
-        noise.set_state(ckpt["noise"])
+        if "noise" in ckpt:  # checkpoints of the first version drew the noise from torch's global generator
+            noise.set_state(ckpt["noise"])
         step, minutes_before = ckpt["step"], ckpt["minutes"]
 
     def save() -> None:
@@ -183,7 +203,7 @@ def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = Tru
                 for group in optimizer.param_groups:
                     group["lr"] = lr * group["lr_ratio"]
                 y, quality = sample(cache, c.batch, crop, source.config.levels, generator)
-                loss = rate_bpp(model, y, quality, noise).mean()
+                loss = rate_bpp(model, y, quality, noise, c.quant).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], c.clip)
@@ -202,7 +222,7 @@ def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = Tru
     save()
     if stop.signal is not None:
         raise Interrupted(checkpoint_path, signal.Signals(stop.signal).name)
-    return export(model, source_meta, source_id, c, step, minutes(), n_images, out / "hyperprior.safetensors")
+    return export(model, source_meta, source_id, c, step, minutes(), n_images, out / f"{c.target}.safetensors")
 
 
 def export(model: ScaleHyperprior, source_meta: dict, source_id: str, c: TransferConfig, steps: int, minutes: float,
@@ -217,7 +237,7 @@ def export(model: ScaleHyperprior, source_meta: dict, source_id: str, c: Transfe
         "trained": True,
         "lambdas": source_meta.get("lambdas"),
         "distortion": source_meta.get("distortion"),
-        "quant": "noise",
+        "quant": c.quant,  # rate_bpp's relaxation; the synthesis is the source's, trained with its own
         "steps": steps,
         "minutes": round(minutes, 2),
         "transfer": {"source": Path(c.source).name, "source_id": source_id,
@@ -244,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", required=True, help="trained meanscale weights (.safetensors)")
     parser.add_argument("--data", required=True, help="folder of training images")
     parser.add_argument("--out", required=True, help="run folder (checkpoint, latents, log, weights)")
+    parser.add_argument("--target", choices=TARGETS, default="hyperprior",
+                        help="a scale hyperprior trained from scratch, or the source's own entropy model trained further")
+    parser.add_argument("--quant", choices=("mixed", "noise"), default="mixed",
+                        help="the hyper-synthesis sees the rounded z (mixed, default) or z + U(-1/2, 1/2) (noise)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--no-progress", action="store_true")
     defaults = TransferConfig("", "", "")
