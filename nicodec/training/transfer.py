@@ -10,8 +10,8 @@ y = g_a(x) can be computed once: each step then costs the hyper-transforms only,
 full training step, which makes the entropy model trainable on a CPU. Two targets:
 
 * ``hyperprior``: a scale hyperprior with fresh hyper-transforms, trained from scratch;
-* ``meanscale``: the source's own hyper-transforms, trained further (its transforms and entropy
-  model were trained jointly in a few GPU minutes; the entropy model is far from done by then).
+* ``meanscale``: the source's own hyper-transforms, trained further: a test of whether the jointly
+  trained entropy model was done (for the shipped weights it was: docs/training.md).
 
     python -m nicodec.training.transfer --source nicodec/weights/meanscale.safetensors \\
         --data ../shared/data/train --out runs/hyperprior --minutes 60 [--target meanscale]
