@@ -45,6 +45,7 @@ from .train import Interrupted, _CsvLog, _StopOnSignal, learning_rate, param_gro
 
 SHARED = ("g_a", "g_s", "y_gain", "y_inverse_gain")  # taken from the source and frozen
 TARGETS = ("hyperprior", "meanscale")
+QUANTS = ("mixed", "noise")  # the relaxations rate_bpp offers
 
 
 @dataclass(frozen=True)
@@ -131,8 +132,8 @@ def rate_bpp(model: ScaleHyperprior, y: Tensor, quality: Tensor, noise: torch.Ge
 
 def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train (or resume) the run in ``c.out``; returns the exported weights' path."""
-    if c.quant not in ("mixed", "noise"):
-        raise NicodecError(f"quant must be mixed or noise, got {c.quant!r}")
+    if c.quant not in QUANTS:
+        raise NicodecError(f"unknown quant {c.quant!r}; choose from {', '.join(QUANTS)}")
     if c.patch % 16 or c.patch < 64:
         raise NicodecError(f"--patch must be a multiple of 16 and at least 64, got {c.patch}")
     out = Path(c.out)
@@ -174,8 +175,9 @@ def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = Tru
         ckpt = torch.load(checkpoint_path, weights_only=False)
         if ckpt["source"] != source_id:
             raise NicodecError(f"{checkpoint_path} was trained on other source weights ({ckpt['source']})")
-        if ckpt["config"].get("target", "hyperprior") != c.target:
-            raise NicodecError(f"{checkpoint_path} trains a {ckpt['config'].get('target', 'hyperprior')} model, not {c.target}")
+        trained = ckpt["config"].get("target", "hyperprior")  # the first version trained hyperpriors only
+        if trained != c.target:
+            raise NicodecError(f"{checkpoint_path} trains a {trained} model, not {c.target}")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         generator.set_state(ckpt["generator"])
@@ -266,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="run folder (checkpoint, latents, log, weights)")
     parser.add_argument("--target", choices=TARGETS, default="hyperprior",
                         help="a scale hyperprior trained from scratch, or the source's own entropy model trained further")
-    parser.add_argument("--quant", choices=("mixed", "noise"), default="mixed",
+    parser.add_argument("--quant", choices=QUANTS, default="mixed",
                         help="the hyper-synthesis sees the rounded z (mixed, default) or z + U(-1/2, 1/2) (noise)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--no-progress", action="store_true")
