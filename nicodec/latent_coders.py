@@ -7,6 +7,8 @@ rate estimation, encoding and decoding cannot drift apart:
   rate term; the decoder sees the noisy latent or the straight-through rounded one ("mixed").
 * :class:`RoundingCoder` — evaluation: hard rounding, likelihoods of the rounded values.
 * :class:`EncodingCoder` / :class:`DecodingCoder` — real range coding into one stream per latent.
+* :class:`SoftRoundingCoder` — encoder-side refinement: annealed stochastic soft rounding of the
+  latents being refined, hard rounding of the others.
 * :class:`OverridingCoder` — wraps any of these and codes given values for chosen latents
   instead of the model's (encoder-side refinement, :mod:`nicodec.refinement`).
 
@@ -89,6 +91,41 @@ class EncodingCoder:
         self.streams.append(entropy_coding.encode(symbols.to(torch.int64).numpy(), index, tables))
         latent = symbols if center is None else symbols + center
         self.latents[name] = latent
+        return latent
+
+
+class SoftRoundingCoder:
+    """Stochastic Gumbel annealing (Yang et al. 2020, "Improving inference for neural image
+    compression"): each latent in ``soft`` becomes a random blend of its two neighbouring
+    integers (around the model's centre), the nearer one likelier, sharper as ``temperature``
+    falls towards 0; rate and decoder both see the blend, so gradients see the rounding that
+    coding will do, unlike additive noise. Other latents are hard-rounded, as they will be coded.
+    """
+
+    EPS = 1e-5
+
+    def __init__(self, temperature: float, generator: torch.Generator | None = None, soft: tuple[str, ...] = ("y",)):
+        self.temperature = temperature
+        self.generator = generator  # None: torch's global generator
+        self.soft = soft
+        self.likelihoods: dict[str, Tensor] = {}
+        self._hard = RoundingCoder()
+        self._hard.likelihoods = self.likelihoods
+
+    def __call__(self, name: str, model: EntropyModel, value: Tensor, cond, size=None) -> Tensor:
+        if name not in self.soft:
+            return self._hard(name, model, value, cond, size)
+        center = model.center(cond)
+        offset = value if center is None else value - center
+        floor = torch.floor(offset).detach()
+        up = offset - floor  # in [0, 1): distance from the floor
+        t = self.temperature
+        logits = torch.stack([-torch.atanh(up.clamp(max=1 - self.EPS)), -torch.atanh((1 - up).clamp(max=1 - self.EPS))], -1) / t
+        uniform = torch.rand(logits.shape, generator=self.generator, dtype=logits.dtype).clamp(1e-10, 1 - 1e-10)
+        weights = torch.softmax((logits - torch.log(-torch.log(uniform))) / t, -1)  # relaxed one-hot sample
+        soft = floor + weights[..., 1]
+        latent = soft if center is None else soft + center
+        self.likelihoods[name] = model.likelihood(latent, cond)
         return latent
 
 
