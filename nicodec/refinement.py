@@ -88,6 +88,8 @@ class RefineConfig:
     def __post_init__(self) -> None:
         if self.relaxation not in ("sga", "mixed"):
             raise ValueError(f"relaxation must be 'sga' or 'mixed', not {self.relaxation!r}")
+        if len(self.temperature) != 2 or min(self.temperature) <= 0:
+            raise ValueError(f"temperature must be two positive numbers (start, end), not {self.temperature!r}")
 
     def lr_at(self, step: int) -> float:
         """Adam's step size at step ``step`` (0-based)."""

@@ -178,6 +178,8 @@ def test_refinement_relaxations_and_sga_lowers_the_loss_more_than_trainings(samp
     the shipped meanscale (docs/benchmarks.md measured ~1.5× the loss reduction on Kodak crops)."""
     with pytest.raises(ValueError, match="relaxation"):
         RefineConfig(relaxation="noise")
+    with pytest.raises(ValueError, match="temperature"):
+        RefineConfig(temperature=(0.5, 0.0))
     model = nicodec.load("meanscale").model
     x = _tensor(_crop(sample_image))
     lam = quality_lambda(nicodec.load("meanscale").metadata["lambdas"], 4.0)
