@@ -180,9 +180,9 @@ def test_refinement_relaxations_and_sga_lowers_the_loss_more_than_trainings(samp
         RefineConfig(relaxation="noise")
     with pytest.raises(ValueError, match="temperature"):
         RefineConfig(temperature=(0.5, 0.0))
-    model = nicodec.load("meanscale").model
-    x = _tensor(_crop(sample_image))
-    lam = quality_lambda(nicodec.load("meanscale").metadata["lambdas"], 4.0)
+    codec = nicodec.load("meanscale")
+    model, x = codec.model, _tensor(_crop(sample_image))
+    lam = quality_lambda(codec.metadata["lambdas"], 4.0)
     cut = {}
     for relaxation, lr in (("sga", 0.01), ("mixed", 0.004)):
         r = refine(model, x, 4.0, lam, config=RefineConfig(steps=30, lr=lr, relaxation=relaxation))
