@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 import nicodec
-from nicodec.refinement import RefineConfig, refine
+from nicodec.refinement import RELAXATIONS, RefineConfig, refine
 from nicodec.variable_rate import quality_lambda
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
@@ -45,7 +45,7 @@ def crops() -> list[torch.Tensor]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="meanscale")
-    p.add_argument("--relaxation", default="sga", help="comma-separated: sga, mixed (RefineConfig.relaxation)")
+    p.add_argument("--relaxation", default="sga", help=f"comma-separated, of: {', '.join(RELAXATIONS)}")
     p.add_argument("--steps", default="20,50,100", help="comma-separated step counts")
     p.add_argument("--lr", default="0.005,0.01,0.02", help="comma-separated Adam step sizes")
     p.add_argument("--temperature", default="0.5:0.15", help="comma-separated START:END of SGA's annealing")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
@@ -41,6 +41,9 @@ from .tiling import tile_windows
 # synthesised at once (docs/benchmarks.md) on top of plain encoding. With MSE that is one tile
 # with its halo; MS-SSIM needs the whole image.
 BYTES_PER_PIXEL = 1000
+
+Relaxation = Literal["sga", "mixed"]
+RELAXATIONS: tuple[str, ...] = get_args(Relaxation)
 
 
 def check_memory(pixels: int, distortion: str = "mse", available: int | None = None) -> None:
@@ -80,14 +83,14 @@ class RefineConfig:
 
     steps: int = 50
     lr: float = 0.01
-    relaxation: Literal["sga", "mixed"] = "sga"
+    relaxation: Relaxation = "sga"
     temperature: tuple[float, float] = (0.5, 0.15)
     check_every: int = 10
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.relaxation not in ("sga", "mixed"):
-            raise ValueError(f"relaxation must be 'sga' or 'mixed', not {self.relaxation!r}")
+        if self.relaxation not in RELAXATIONS:
+            raise ValueError(f"relaxation must be one of {', '.join(RELAXATIONS)}, not {self.relaxation!r}")
         if len(self.temperature) != 2 or min(self.temperature) <= 0:
             raise ValueError(f"temperature must be two positive numbers (start, end), not {self.temperature!r}")
 
