@@ -1,6 +1,6 @@
 """How much would a checkerboard context model save on top of the shipped meanscale, transforms frozen?
 
-    python benchmarks/context_gain.py [--steps 12000] [--batch 16] [--train-images 200]
+    python benchmarks/context_gain.py [--steps 6000] [--batch 16] [--train-images 200]
         [--data ../shared/data/train-gpu] [--kodak ../shared/data/kodak] [--max-images 8]
 
 A feasibility study for a CPU-trainable improvement (He et al. 2021, "Checkerboard context model
@@ -128,8 +128,8 @@ def main() -> int:
     p.add_argument("--kodak", type=Path, default=ROOT.parent / "shared" / "data" / "kodak")
     p.add_argument("--train-images", type=int, default=200)
     p.add_argument("--max-images", type=int, default=8, help="Kodak images evaluated")
-    p.add_argument("--levels", default="1,3,6,9")
-    p.add_argument("--steps", type=int, default=12000)
+    p.add_argument("--levels", default="1,3,6,10")
+    p.add_argument("--steps", type=int, default=6000)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--patch", type=int, default=16, help="latent crop side (×16 pixels)")
     p.add_argument("--lr", type=float, default=3e-4)
