@@ -12,10 +12,10 @@ Gaussian's scale corrected by a small network that sees the decoded anchors arou
 decoded image exactly what it was (only the scales change, see Context). Its last layer starts at
 zero, so step 0 is the shipped model.
 
-Trained on 16×16 latent crops (256² pixels) at random qualities in [1, L] with the rate of the hard-rounded
-non-anchors, as they will be coded; evaluated on Kodak images at full size: estimated bits per pixel
-(−log2 of the likelihoods: z, anchors, non-anchors; the range coder adds < 1 %). Nothing here
-is shipped: it measures whether the idea pays.
+Trained on 16×16 latent crops (256² pixels) at random qualities in [1, L] with the rate of the
+hard-rounded non-anchors, as they will be coded; evaluated on Kodak images at full size: estimated
+bits per pixel (−log2 of the likelihoods: z, anchors, non-anchors; the range coder adds < 1 %).
+Nothing here is shipped: it measures whether the idea pays.
 """
 
 from __future__ import annotations
