@@ -155,6 +155,7 @@ def main() -> int:
         kodak = [(x, model.g_a(xp)) for x, xp in (padded(path, model.stride) for path in find_images(args.kodak, args.max_images))]
     print(f"{model.name}: latents of {len(train)} training and {len(kodak)} Kodak images in {time.time() - start:.0f} s", flush=True)
     context = Context(model.config.M)
+    print(f"context network: {sum(t.numel() for t in context.parameters())} parameters", flush=True)
     optimizer = torch.optim.Adam(context.parameters(), lr=args.lr)
     report(evaluate(model, context, kodak, levels), 0, time.time() - start)
     P = args.patch

@@ -16,7 +16,6 @@ MSE) on Kodak images at every level against the shipped encoder. Nothing here is
 from __future__ import annotations
 
 import argparse
-import random
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from nicodec.evaluation.runner import find_images, load_image
 from nicodec.latent_coders import SoftRoundingCoder
 from nicodec.models import ModelOutput
 from nicodec.objective import rd_loss
+from nicodec.training.data import PatchSampler, load_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +68,6 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
     codec = nicodec.load(args.model)
     model = codec.model.float()
     lambdas = torch.tensor(codec.metadata["lambdas"])
@@ -78,22 +77,17 @@ def main() -> int:
     s = model.stride
     kodak = [x[None].float().div(255)[..., : x.shape[1] // s * s, : x.shape[2] // s * s]
              for x in map(as_tensor, find_images(args.kodak, args.max_images))]
-    train = [as_tensor(path) for path in find_images(args.data)]
+    train = load_images(args.data)
+    sampler = PatchSampler(train, args.patch, args.batch, torch.device("cpu"), args.seed)  # training's crops and flips
     print(f"{args.model}: g_a's {sum(t.numel() for t in trainable)} parameters, {args.relaxation}, lr {args.lr}; "
           f"{len(train)} training images, {len(kodak)} Kodak images", flush=True)
     before = kodak_loss(model, kodak, lambdas)
     print("shipped R + λD per level:", " ".join(f"{v:.4f}" for v in before), flush=True)
     optimizer = torch.optim.Adam(trainable, lr=args.lr)
-    start, P = time.time(), args.patch
+    start = time.time()
     for step in range(1, args.steps + 1):
-        crops = []
-        for _ in range(args.batch):
-            image = rng.choice(train)
-            i, j = rng.randrange(image.shape[1] - P + 1), rng.randrange(image.shape[2] - P + 1)
-            crop = image[:, i : i + P, j : j + P]
-            crops.append(crop.flip(-1) if rng.random() < 0.5 else crop)
-        x = torch.stack(crops).float().div(255)
-        levels = torch.randint(1, len(lambdas) + 1, (args.batch,))
+        x = sampler.next_batch()
+        levels = sampler.levels(len(lambdas))
         q = levels.float()
         if args.relaxation == "ste":
             out = model(x, q, mode="ste")
