@@ -27,6 +27,7 @@ from PIL import Image
 
 import nicodec
 from nicodec import latent_coders
+from nicodec.weights import stored_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 KODIM = ROOT.parent / "shared" / "data" / "kodak" / "kodim01.png"
@@ -138,11 +139,17 @@ def main() -> None:
             dec_ec.append(clock.seconds)
         med = statistics.median
         c = codec.model.config
-        size = f"{Path(trained[arch]).stat().st_size / 1e6:.1f}" if arch in trained else "—"
+        size = _weights_mb(Path(trained[arch])) if arch in trained else "—"
         print(f"| {arch}{'' if arch in trained else ' (untrained)'} | {c.N}, {c.M} | {params / 1e6:.2f} M | {size} | "
               f"{enc_macs / 1e3:.0f} k | {dec_macs / 1e3:.0f} k | {med(enc):.3f} ({med(enc_ec):.3f}) | "
               f"{med(dec):.3f} ({med(dec_ec):.3f}) | {len(data) * 8 / (768 * 512):.3f} |")
 
+
+def _weights_mb(path: Path) -> str:
+    """The file's own size in MB, and what it borrows from another file (nicodec/weights.py)."""
+    own, shared, lender = stored_bytes(path)
+    mb = f"{own / 1e6:.1f}" if own >= 1e5 else f"{own / 1e6:.2f}"
+    return f"{mb} (+ {shared / 1e6:.1f} shared with {Path(lender).stem})" if lender else mb
 
 if __name__ == "__main__":
     main()

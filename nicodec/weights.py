@@ -3,6 +3,11 @@
 Metadata (``nicodec`` key): format, architecture, config (N, M, levels), and whatever the
 exporter adds (λ levels, steps, data, date, recipe). Parameters may be stored in fp16;
 buffers that define the bitstream (entropy-model quantiles) always keep full precision.
+
+A file may *borrow* tensors from another weights file beside it (``lender``): models built on
+the same transforms (the shipped factorized and hyperprior reuse meanscale's g_a and g_s) then
+store them once. The borrower records the lender's file name, the borrowed tensor names and a
+digest of their values, so a lender that changed is an error, never a silently different model.
 """
 
 from __future__ import annotations
@@ -35,15 +40,67 @@ def weights_id(model: CompressionModel) -> bytes:
     return digest.digest()[:8]
 
 
-def save_weights(path: str | Path, model: CompressionModel, metadata: dict | None = None, half: bool = False) -> None:
-    """Write ``model`` to ``path`` atomically. ``half`` stores parameters (not buffers) in fp16."""
+def save_weights(path: str | Path, model: CompressionModel, metadata: dict | None = None, half: bool = False,
+                 lender: str | Path | None = None) -> None:
+    """Write ``model`` to ``path`` atomically. ``half`` stores parameters (not buffers) in fp16.
+
+    ``lender``: a weights file in the same folder; every tensor it holds with the same name, dtype,
+    shape and values is left out of ``path`` and read from it on loading (see the module docstring).
+    """
     params = {name for name, _ in model.named_parameters()}
     tensors = {}
     for key, tensor in model.state_dict().items():
         t = tensor.detach().cpu().contiguous()
         tensors[key] = t.half() if half and key in params and t.is_floating_point() else t
-    meta = {**(metadata or {}), "format": FORMAT, "architecture": model.name, "config": model.config.to_dict()}  # the model's own, always
+    meta = {k: v for k, v in (metadata or {}).items() if k != "borrowed"}
+    meta.update(format=FORMAT, architecture=model.name, config=model.config.to_dict())  # the model's own, always
+    if lender is not None:
+        borrowed = _identical(tensors, Path(path), Path(lender))
+        meta["borrowed"] = {"from": Path(lender).name, "tensors": sorted(borrowed), "digest": _digest(borrowed)}
+        tensors = {k: v for k, v in tensors.items() if k not in borrowed}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"nicodec": json.dumps(meta)}))
+
+
+def _identical(tensors: dict[str, torch.Tensor], path: Path, lender: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``tensors`` that ``lender`` holds exactly (name, dtype, shape, values)."""
+    if lender.resolve().parent != path.resolve().parent:
+        raise NicodecError(f"the lender {lender} must be in the same folder as {path}")
+    if lender.resolve() == path.resolve():
+        raise NicodecError(f"{path} cannot borrow from itself")
+    if "borrowed" in read_metadata(lender):
+        raise NicodecError(f"{lender} borrows tensors itself; lend from a self-contained file")
+    theirs = load_file(str(lender))
+    same = {k: v for k, v in tensors.items()
+            if k in theirs and theirs[k].dtype == v.dtype and theirs[k].shape == v.shape and torch.equal(theirs[k], v)}
+    if not same:
+        raise NicodecError(f"{lender} holds none of the tensors of {path}: nothing to borrow")
+    return same
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for key, t in sorted(tensors.items()):
+        digest.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(t.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())  # raw bytes: numpy has no bfloat16
+    return digest.hexdigest()
+
+
+def _borrowed_tensors(path: Path, borrowed: dict) -> dict[str, torch.Tensor]:
+    """The tensors ``path`` borrows, read from its lender and checked against the recorded digest."""
+    lender = path.parent / borrowed["from"]
+    names = borrowed["tensors"]
+    if not lender.is_file():
+        raise NicodecError(f"{path} takes {len(names)} tensors (its transforms) from {lender.name}, which is not "
+                           f"beside it: keep the two files together")
+    try:
+        with safe_open(str(lender), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in names}
+    except (SafetensorError, OSError, ValueError, KeyError):
+        tensors = None
+    if tensors is None or _digest(tensors) != borrowed["digest"]:
+        raise NicodecError(f"{path} takes tensors from {lender.name}, which has changed since it was written: "
+                           f"rebuild {path.name} from the new {lender.name}")
+    return tensors
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -64,11 +121,24 @@ def read_metadata(path: str | Path) -> dict:
     return meta
 
 
+def stored_bytes(path: str | Path) -> tuple[int, int, str | None]:
+    """(the file's own size, the size of the tensors it borrows, its lender's file name or None)."""
+    path = Path(path)
+    borrowed = read_metadata(path).get("borrowed")
+    if not borrowed:
+        return path.stat().st_size, 0, None
+    with safe_open(str(path.parent / borrowed["from"]), framework="pt") as f:
+        shared = sum(f.get_tensor(k).nbytes for k in borrowed["tensors"])
+    return path.stat().st_size, shared, borrowed["from"]
+
+
 def load_weights(path: str | Path) -> tuple[CompressionModel, dict]:
     """Rebuild the model described by the file's metadata and load its tensors (as fp32)."""
     meta = read_metadata(path)
     model = build_model(meta["architecture"], ModelConfig(**meta["config"]))
     state = load_file(str(path))
+    if "borrowed" in meta:
+        state.update(_borrowed_tensors(Path(path), meta["borrowed"]))
     reference = model.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     try:

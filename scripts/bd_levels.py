@@ -18,19 +18,36 @@ from pathlib import Path
 from keep_levels import parse_levels
 
 from nicodec.errors import NicodecError
-from nicodec.evaluation.bdrate import bd_rate
+from nicodec.evaluation.bdrate import bd_rate, quality_gaps
 from nicodec.evaluation.results import Curve, load_curve, load_curves
 
 
-def bd_over_levels(ours: Curve, anchor: Curve, levels: list[int]) -> float:
-    """BD-rate (%, PSNR) of the points of ``ours`` at the given qualities against ``anchor``."""
+def bd_over_levels(ours: Curve, anchor: Curve, levels: list[int], metric: str = "psnr") -> float:
+    """BD-rate (%) of the points of ``ours`` at the given qualities against ``anchor``, in PSNR or
+    in MS-SSIM (dB, −10·log₁₀(1 − MS-SSIM))."""
     if not ours.quality:
         raise NicodecError(f"{ours.source or ours.name} has no results.quality: not a curve from nicodec eval")
     wanted = {float(v) for v in levels}
     if missing := sorted(wanted - set(ours.quality)):
         raise NicodecError(f"levels {missing} are not among the curve's qualities {ours.quality}")
     pick = [i for i, q in enumerate(ours.quality) if q in wanted]
-    return bd_rate(anchor.bpp, anchor.psnr, [ours.bpp[i] for i in pick], [ours.psnr[i] for i in pick])
+    theirs, mine = _quality(anchor, metric), _quality(ours, metric)
+    return bd_rate(anchor.bpp, theirs, [ours.bpp[i] for i in pick], [mine[i] for i in pick])
+
+
+def gaps_over_levels(ours: Curve, anchor: Curve, levels: list[int], metric: str = "psnr") -> list[tuple[float, float]]:
+    """(bpp, quality of ours − anchor's at that bpp) at each chosen point inside the anchor's range."""
+    pick = [i for i, q in enumerate(ours.quality) if q in {float(v) for v in levels}]
+    theirs, mine = _quality(anchor, metric), _quality(ours, metric)
+    inside = [i for i in pick if min(anchor.bpp) <= ours.bpp[i] <= max(anchor.bpp)]
+    return quality_gaps(anchor.bpp, theirs, [ours.bpp[i] for i in inside], [mine[i] for i in inside])
+
+
+def _quality(curve: Curve, metric: str) -> list[float]:
+    values = curve.psnr if metric == "psnr" else curve.msssim_db
+    if not values:
+        raise NicodecError(f"{curve.source or curve.name} has no {metric} values")
+    return values
 
 
 def describe(levels: list[int]) -> str:
@@ -45,12 +62,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("curve", type=Path, help="our curve (nicodec eval's NAME.json)")
     p.add_argument("--levels", type=parse_levels, required=True, help="e.g. 3-8 or 1,2,3")
     p.add_argument("--anchors", type=Path, nargs="+", required=True)
+    p.add_argument("--metric", choices=("psnr", "ms-ssim"), default="psnr", help="BD-rate in PSNR or in MS-SSIM (dB)")
+    p.add_argument("--gaps", action="store_true", help="also the quality difference at each point (log-rate interpolation)")
     args = p.parse_args(argv)
     try:
         ours = load_curve(args.curve)
         for anchor in load_curves(args.anchors):
-            value = bd_over_levels(ours, anchor, args.levels)
-            print(f"{ours.name} levels {describe(args.levels)} vs {anchor.name}: BD-rate {value:+.1f} %")
+            value = bd_over_levels(ours, anchor, args.levels, args.metric)
+            what = "" if args.metric == "psnr" else f" ({args.metric})"
+            print(f"{ours.name} levels {describe(args.levels)} vs {anchor.name}: BD-rate{what} {value:+.1f} %")
+            if args.gaps:
+                unit = "dB" if args.metric == "psnr" else "dB MS-SSIM"
+                gaps = gaps_over_levels(ours, anchor, args.levels, args.metric)
+                print(f"    bpp:Δ{unit} " + " ".join(f"{b:.2f}:{d:+.2f}" for b, d in gaps))
     except NicodecError as e:
         print(f"bd_levels: error: {e}", file=sys.stderr)
         return 2

@@ -52,7 +52,18 @@ def test_the_shared_parts_are_the_source_s_and_frozen(source):
     with pytest.raises(NicodecError, match="meanscale"):
         transfer_model(nicodec.create("factorized", N=8, M=12, levels=2).model)
     with pytest.raises(NicodecError, match="unknown target"):
-        transfer_model(meanscale, "factorized")
+        transfer_model(meanscale, "checkerboard")
+
+
+def test_the_factorized_target_is_a_fresh_density_on_the_shared_transforms(source):
+    meanscale = nicodec.load(source).model
+    model = transfer_model(meanscale, "factorized")
+    assert model.name == "factorized" and not hasattr(model, "h_s")
+    for name in SHARED:
+        ours, theirs = getattr(model, name).state_dict(), getattr(meanscale, name).state_dict()
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    trained = {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+    assert trained == {"y_model"}
 
 
 def test_the_meanscale_target_starts_from_the_source_s_own_entropy_model(source):
@@ -111,6 +122,23 @@ def test_the_meanscale_target_lowers_the_rate_and_keeps_the_reconstruction(sourc
     assert abs(mse_new - mse_old) < 0.2 * mse_old  # the means moved, the rounding error did not grow
     with pytest.raises(NicodecError, match="trains a meanscale model"):  # a resume keeps the target
         train_transfer(_config(source, data, tmp_path), resume=True, progress=False)
+
+
+def test_the_factorized_target_decodes_what_a_scale_hyperprior_on_the_same_transforms_decodes(source, data, tmp_path):
+    """Both round y around 0 with the same g_a, gains and g_s, so their files decode to the same
+    pixels: only the bits differ. The factorized run also lowers its rate as it trains."""
+    paths = {t: train_transfer(_config(source, data, tmp_path / t, target=t), progress=False)
+             for t in ("factorized", "hyperprior")}
+    with open(tmp_path / "factorized" / "train.csv") as f:
+        rates = [float(row["bpp"]) for row in csv.DictReader(f)]
+    assert rates[-1] < rates[0]
+    codecs = {t: nicodec.load(str(p)) for t, p in paths.items()}
+    assert codecs["factorized"].model.name == "factorized" and paths["factorized"].name == "factorized.safetensors"
+    assert codecs["factorized"].metadata["transfer"]["frozen"] == list(SHARED)
+    image = Image.open(f"{data}/0.png").crop((0, 0, 128, 64))  # no padding: the strides (16, 64) pad differently
+    for quality in (1, 1.5, 2):
+        decoded = {t: np.asarray(c.decompress(c.compress(image, quality=quality))) for t, c in codecs.items()}
+        assert np.array_equal(decoded["factorized"], decoded["hyperprior"])
 
 
 def test_a_stopped_run_resumes_exactly(source, data, tmp_path, monkeypatch):

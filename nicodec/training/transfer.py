@@ -1,20 +1,24 @@
-"""Rate-only training of a hyperprior's entropy model on the frozen transforms of a trained mean-scale model.
+"""Rate-only training of an entropy model on the frozen transforms of a trained mean-scale model.
 
-Why: ``hyperprior`` (Ballé et al. 2018) and ``meanscale`` share the analysis and synthesis
-transforms and the rate-level gains; they differ only in the hyper-transforms (h_a, h_s) and in
-what those predict (scales alone, or means and scales). With g_a, g_s and the y gains taken from a
+Why: ``factorized`` (Ballé et al. 2017), ``hyperprior`` (Ballé et al. 2018) and ``meanscale``
+share the analysis and synthesis transforms and the rate-level gains; they differ only in how y is
+modelled (a learned factorised density; a Gaussian whose scale, or mean and scale, the
+hyper-transforms h_a, h_s predict). With g_a, g_s and the y gains taken from a
 trained ``meanscale`` model and frozen, the distortion no longer depends on anything being trained
 (rounding y around 0 instead of around μ costs ~0.1 dB of PSNR on Kodak; rounding around another μ
 leaves the expected rounding error what it was), so the loss is the rate alone, and the latents
-y = g_a(x) can be computed once: each step then costs the hyper-transforms only, about a tenth of a
-full training step, which makes the entropy model trainable on a CPU. Two targets:
+y = g_a(x) can be computed once: each step then costs the entropy model only, at most a tenth of a
+full training step, which makes it trainable on a CPU. Three targets:
 
 * ``hyperprior``: a scale hyperprior with fresh hyper-transforms, trained from scratch;
 * ``meanscale``: the source's own hyper-transforms, trained further: a test of whether the jointly
-  trained entropy model was done (for the shipped weights it was: docs/training.md).
+  trained entropy model was done (for the shipped weights it was: docs/training.md);
+* ``factorized``: a fresh factorised density for y, no hyper-latent: a Ballé 2017 model on
+  transforms that had more training (with a hyperprior) than a factorized model of its own
+  (docs/training.md).
 
     python -m nicodec.training.transfer --source nicodec/weights/meanscale.safetensors \\
-        --data ../shared/data/train --out runs/hyperprior --minutes 60 [--target meanscale]
+        --data ../shared/data/train --out runs/hyperprior --minutes 60 [--target meanscale|factorized]
     python -m nicodec.training.transfer ... --resume        # continue after a stop
 
 Each run exports ``<out>/<target>.safetensors`` (fp16 parameters, as shipped) when it ends,
@@ -38,13 +42,13 @@ from torch import Tensor
 from .. import __version__, objective
 from ..errors import NicodecError
 from ..latent_coders import QuantMode, RelaxedCoder
-from ..models import CompressionModel, ScaleHyperprior
+from ..models import CompressionModel, FactorizedPrior, ScaleHyperprior
 from ..weights import atomic_write, load_weights, save_weights, weights_id
 from .data import list_files, load_images
 from .train import Interrupted, _CsvLog, _StopOnSignal, learning_rate, param_groups
 
 SHARED = ("g_a", "g_s", "y_gain", "y_inverse_gain")  # taken from the source and frozen
-TARGETS = ("hyperprior", "meanscale")
+TARGETS = ("hyperprior", "meanscale", "factorized")
 QUANTS = ("mixed", "noise")  # the relaxations rate_bpp offers
 
 
@@ -73,14 +77,16 @@ class TransferConfig:
     checkpoint_minutes: float = 5.0
 
 
-def transfer_model(source: CompressionModel, target: str = "hyperprior") -> ScaleHyperprior:
+def transfer_model(source: CompressionModel, target: str = "hyperprior") -> CompressionModel:
     """The model a transfer run trains: ``source``'s transforms and y gains, frozen, with fresh
-    scale-only hyper-transforms (``hyperprior``) or with ``source``'s own (``meanscale``)."""
+    scale-only hyper-transforms (``hyperprior``), with ``source``'s own (``meanscale``) or with a
+    fresh factorised density and no hyper-latent (``factorized``)."""
     if source.name != "meanscale":
         raise NicodecError(f"the source must be a meanscale model, got {source.name!r}")
     if target not in TARGETS:
         raise NicodecError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
-    model = copy.deepcopy(source) if target == "meanscale" else ScaleHyperprior(source.config)
+    fresh = {"hyperprior": ScaleHyperprior, "factorized": FactorizedPrior}
+    model = copy.deepcopy(source) if target == "meanscale" else fresh[target](source.config)
     for name in SHARED:
         getattr(model, name).load_state_dict(getattr(source, name).state_dict())
         getattr(model, name).requires_grad_(False)
@@ -119,12 +125,12 @@ def sample(cache: list[Tensor], batch: int, crop: int, levels: int, generator: t
     return torch.stack(crops).float(), quality
 
 
-def rate_bpp(model: ScaleHyperprior, y: Tensor, quality: Tensor, noise: torch.Generator | None = None,
+def rate_bpp(model: CompressionModel, y: Tensor, quality: Tensor, noise: torch.Generator | None = None,
              quant: QuantMode = "mixed") -> Tensor:
-    """(B,) bits per image pixel of y and z under the training relaxation: additive uniform noise
-    (drawn from ``noise``, else torch's global generator) for both rates; the hyper-synthesis is
+    """(B,) bits per image pixel of y (and z) under the training relaxation: additive uniform noise
+    (drawn from ``noise``, else torch's global generator) for every rate; a hyper-synthesis is
     fed the rounded z it will decode from (``mixed``, straight-through, as training's default for
-    hyperprior models) or z + u (``noise``)."""
+    hyperprior models) or z + u (``noise``). For ``factorized`` the two are the same."""
     coder = RelaxedCoder(quant, generator=noise)
     model.code(coder, quality, y, tuple(y.shape))
     return objective.rate_bpp(coder.likelihoods, y.shape[-2] * y.shape[-1] * 256)  # 16² pixels per latent
@@ -227,7 +233,7 @@ def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = Tru
     return export(model, source_meta, source_id, c, step, minutes(), n_images, out / f"{c.target}.safetensors")
 
 
-def export(model: ScaleHyperprior, source_meta: dict, source_id: str, c: TransferConfig, steps: int, minutes: float,
+def export(model: CompressionModel, source_meta: dict, source_id: str, c: TransferConfig, steps: int, minutes: float,
            images: int, path: Path) -> Path:
     """Release weights with the source's λ levels and default quality, and the run's record: ``path``
     with fp16 parameters, as shipped, and ``<stem>-fp32.safetensors`` beside it, the same in fp32
@@ -267,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="folder of training images")
     parser.add_argument("--out", required=True, help="run folder (checkpoint, latents, log, weights)")
     parser.add_argument("--target", choices=TARGETS, default="hyperprior",
-                        help="a scale hyperprior trained from scratch, or the source's own entropy model trained further")
+                        help="a scale hyperprior trained from scratch, the source's own entropy model trained "
+                             "further, or a factorised density trained from scratch")
     parser.add_argument("--quant", choices=QUANTS, default="mixed",
                         help="the hyper-synthesis sees the rounded z (mixed, default) or z + U(-1/2, 1/2) (noise)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")

@@ -1,0 +1,102 @@
+"""Weights files that borrow tensors from another one beside them (nicodec/weights.py): the same
+model, stored once; a missing or changed lender is a one-line error, never a different model."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import nicodec
+from nicodec.cli import main
+from nicodec.errors import NicodecError
+from nicodec.training.transfer import transfer_model
+from nicodec.weights import load_weights, read_metadata, save_weights, weights_id
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def family(tmp_path) -> tuple[Path, Path, nicodec.Codec]:
+    """A tiny meanscale file and a factorized model on its transforms (as the shipped ones are)."""
+    lender = tmp_path / "meanscale.safetensors"
+    meanscale = nicodec.create("meanscale", N=8, M=12, levels=2, seed=0)
+    meanscale.save(lender)
+    factorized = transfer_model(load_weights(lender)[0], "factorized")
+    factorized.update()
+    path = tmp_path / "factorized.safetensors"
+    save_weights(path, factorized, {"trained": True}, lender=lender)
+    return lender, path, nicodec.Codec(factorized, {})
+
+
+def test_a_borrowing_file_holds_only_its_own_tensors_and_loads_as_the_same_model(family):
+    lender, path, factorized = family
+    with safe_open(str(path), framework="pt") as f:
+        stored = set(f.keys())
+    assert stored and all(k.startswith("y_model.") for k in stored)  # g_a, g_s and the gains are borrowed
+    meta = read_metadata(path)
+    assert meta["borrowed"]["from"] == "meanscale.safetensors" and len(meta["borrowed"]["tensors"]) > len(stored)
+    loaded = nicodec.load(str(path))
+    assert loaded.weights_id == factorized.weights_id
+    image = nicodec.sample_image().crop((0, 0, 64, 48))
+    assert loaded.compress(image, quality=1.5) == factorized.compress(image, quality=1.5)
+
+
+def test_a_missing_or_changed_lender_is_an_error(family, tmp_path):
+    lender, path, _ = family
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(path, alone / path.name)
+    with pytest.raises(NicodecError, match="not beside it"):
+        load_weights(alone / path.name)
+    nicodec.create("meanscale", N=8, M=12, levels=2, seed=1).save(lender)  # other transforms, same names
+    with pytest.raises(NicodecError, match="has changed"):
+        load_weights(path)
+
+
+def test_lenders_must_be_beside_the_file_and_self_contained(family, tmp_path):
+    lender, path, factorized = family
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(NicodecError, match="same folder"):
+        save_weights(elsewhere / "f.safetensors", factorized.model, lender=lender)
+    with pytest.raises(NicodecError, match="borrows tensors itself"):
+        save_weights(tmp_path / "g.safetensors", factorized.model, lender=path)
+    stranger = nicodec.create("factorized", N=4, M=6, levels=1)
+    with pytest.raises(NicodecError, match="nothing to borrow"):
+        save_weights(tmp_path / "h.safetensors", stranger.model, lender=lender)
+
+
+def test_the_script_shares_and_unshares_without_changing_the_model(family, tmp_path):
+    lender, path, factorized = family
+    full = tmp_path / "full.safetensors"
+    script = [sys.executable, str(ROOT / "scripts" / "share_weights.py")]
+    run = subprocess.run([*script, str(path), "--standalone", "-o", str(full)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "borrowed" not in read_metadata(full) and full.stat().st_size > 5 * path.stat().st_size
+    lender.unlink()  # a standalone file needs nothing beside it
+    assert weights_id(load_weights(full)[0]) == factorized.weights_id
+    run = subprocess.run([*script, str(full), "--lender", str(path)], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.startswith("share_weights: error:") and len(run.stderr.splitlines()) == 1
+
+
+def test_the_shipped_factorized_and_hyperprior_store_meanscale_s_transforms_once(capsys):
+    shipped = nicodec.shipped_weights()
+    for name in ("factorized", "hyperprior"):
+        meta = read_metadata(shipped[name])
+        assert meta.get("borrowed", {}).get("from") == "meanscale.safetensors", name
+        borrowed = set(meta["borrowed"]["tensors"])
+        assert {k for k in borrowed if k.startswith(("g_a.", "g_s."))}, name
+        model = nicodec.load(name).model
+        lender = nicodec.load("meanscale").model.state_dict()
+        assert all(torch.equal(model.state_dict()[k], lender[k]) for k in borrowed)
+    total = sum(p.stat().st_size for p in shipped.values())
+    assert total < 20e6, f"shipped weights take {total / 1e6:.1f} MB"
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("MB shared with meanscale.safetensors") == 2
