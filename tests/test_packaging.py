@@ -32,6 +32,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_carries_the_shipped_weights_and_the_sample(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("nicodec/weights/meanscale.safetensors", "nicodec/weights/factorized.safetensors",
+                     "nicodec/weights/hyperprior.safetensors",
                      "nicodec/assets/sample.png", "nicodec/cli.py"):
         assert required in names, required
     assert not any(name.startswith(("tests/", "docs/", "results/")) for name in names)
@@ -49,3 +50,7 @@ def test_the_installed_package_runs_the_demo_away_from_the_source_tree(wheel, tm
                           capture_output=True, text=True, timeout=300)
     assert demo.returncode == 0, demo.stderr
     assert "shipped weights" in demo.stdout and "UNTRAINED" not in demo.stdout
+    for model in ("factorized", "hyperprior"):  # their transforms come from meanscale's file in the package
+        demo = subprocess.run([sys.executable, "-m", "nicodec", "demo", "-m", model, "-q", "1"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert demo.returncode == 0 and "shipped weights" in demo.stdout, demo.stderr
