@@ -121,6 +121,12 @@ def read_metadata(path: str | Path) -> dict:
     return meta
 
 
+def stored_in_half(path: str | Path) -> bool:
+    """Whether the file stores its parameters in fp16 (rewrite it with ``half=True`` to keep it so)."""
+    with safe_open(str(path), framework="pt") as f:
+        return any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
+
+
 def stored_bytes(path: str | Path) -> tuple[int, int, str | None]:
     """(the file's own size, the size of the tensors it borrows, its lender's file name or None)."""
     path = Path(path)

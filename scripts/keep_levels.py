@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from nicodec.errors import NicodecError
-from nicodec.weights import keep_levels, load_weights, save_weights
+from nicodec.weights import keep_levels, load_weights, save_weights, stored_in_half
 
 
 def parse_levels(text: str) -> list[int]:
@@ -41,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             raise NicodecError("the output must not overwrite the input weights")
         model, meta = load_weights(args.weights)
         kept, meta = keep_levels(model, meta, args.levels)
-        with safe_open(str(args.weights), framework="pt") as f:  # keep fp16 weights fp16
-            half = any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
-        save_weights(args.output, kept, meta, half=half)
+        save_weights(args.output, kept, meta, half=stored_in_half(args.weights))  # fp16 weights stay fp16
     except NicodecError as e:
         print(f"keep_levels: error: {e}", file=sys.stderr)
         return 2

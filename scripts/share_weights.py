@@ -16,10 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from safetensors import safe_open
-
 from nicodec.errors import NicodecError
-from nicodec.weights import load_weights, save_weights, weights_id
+from nicodec.weights import load_weights, save_weights, stored_in_half, weights_id
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.output or args.weights
     try:
         model, meta = load_weights(args.weights)
-        with safe_open(str(args.weights), framework="pt") as f:  # keep fp16 weights fp16
-            half = any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
+        half = stored_in_half(args.weights)  # keep fp16 weights fp16
         trial = out.with_name(f".{out.name}.trial")  # checked before it replaces anything
         try:
             save_weights(trial, model, meta, half=half, lender=args.lender)
