@@ -87,8 +87,10 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def _borrowed_tensors(path: Path, borrowed: dict) -> dict[str, torch.Tensor]:
     """The tensors ``path`` borrows, read from its lender and checked against the recorded digest."""
-    lender = path.parent / borrowed["from"]
-    names = borrowed["tensors"]
+    try:
+        lender, names, digest = path.parent / borrowed["from"], list(borrowed["tensors"]), str(borrowed["digest"])
+    except (KeyError, TypeError):
+        raise NicodecError(f"{path}: damaged metadata (what it borrows is not recorded)") from None
     if not lender.is_file():
         raise NicodecError(f"{path} takes {len(names)} tensors (its transforms) from {lender.name}, which is not "
                            f"beside it: keep the two files together")
@@ -97,7 +99,7 @@ def _borrowed_tensors(path: Path, borrowed: dict) -> dict[str, torch.Tensor]:
             tensors = {k: f.get_tensor(k) for k in names}
     except (SafetensorError, OSError, ValueError, KeyError):
         tensors = None
-    if tensors is None or _digest(tensors) != borrowed["digest"]:
+    if tensors is None or _digest(tensors) != digest:
         raise NicodecError(f"{path} takes tensors from {lender.name}, which has changed since it was written: "
                            f"rebuild {path.name} from the new {lender.name}")
     return tensors

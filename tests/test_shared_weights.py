@@ -3,6 +3,7 @@ model, stored once; a missing or changed lender is a one-line error, never a dif
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 import nicodec
 from nicodec.cli import main
@@ -56,6 +58,15 @@ def test_a_missing_or_changed_lender_is_an_error(family, tmp_path):
         load_weights(alone / path.name)
     nicodec.create("meanscale", N=8, M=12, levels=2, seed=1).save(lender)  # other transforms, same names
     with pytest.raises(NicodecError, match="has changed"):
+        load_weights(path)
+
+
+def test_damaged_borrowing_metadata_is_an_error(family):
+    _, path, _ = family
+    meta = read_metadata(path)
+    meta["borrowed"] = {"from": meta["borrowed"]["from"]}  # the tensor list and digest lost
+    save_file(load_file(str(path)), str(path), metadata={"nicodec": json.dumps(meta)})
+    with pytest.raises(NicodecError, match="damaged metadata"):
         load_weights(path)
 
 
