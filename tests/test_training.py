@@ -371,6 +371,29 @@ def test_new_levels_only_trains_just_the_added_levels_gains(photos, tmp_path):
     assert tiny(photos, tmp_path / "f", lambdas=()).lambdas == (0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483)
 
 
+def test_train_only_moves_just_the_named_parts(photos, tmp_path):
+    """--train-only: the named parts train, every other tensor stays what the init weights hold."""
+    train(tiny(photos, tmp_path / "a", steps=2))
+    weights = tmp_path / "a.safetensors"
+    export_weights(tmp_path / "a", weights)
+    parent = nicodec.load(str(weights)).model.state_dict()
+    parts = ("y_gain", "y_inverse_gain", "z_model")
+    train(tiny(photos, tmp_path / "b", steps=6, warmup=0, init=str(weights), train_only=parts, quant="noise"))  # a tiny model rounds all to 0
+    child = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    moved = set()
+    for name, value in child["model"].items():
+        if name.split(".")[0] in parts and name != "z_model.quantiles":
+            if not torch.equal(value, parent[name]):
+                moved.add(name.split(".")[0])
+        elif value.is_floating_point() and name != "z_model.quantiles":
+            torch.testing.assert_close(value, parent[name].to(value.dtype), atol=0, rtol=0, msg=name)
+    assert moved == set(parts)
+    assert main(["train", "--data", str(photos), "--out", str(tmp_path / "c"), "--model", "hyperprior", "--N", "8",
+                 "--M", "8", "--init", str(weights), "--train-only", "y_gain,h_x", "--steps", "1", "--no-progress"]) == 2
+    with pytest.raises(NicodecError, match="needs --init"):
+        tiny(photos, tmp_path / "d", train_only=parts)
+
+
 def test_remap_levels_needs_increasing_source_lambdas():
     from nicodec.variable_rate import remap_levels
 

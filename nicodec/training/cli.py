@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--init", help="start from these weights (.safetensors or checkpoint) with a fresh optimiser")
     p.add_argument("--new-levels-only", action="store_true", default=None,
                    help="with --init and --lambdas adding λ values: train only the new levels' gains, all else frozen")
+    p.add_argument("--train-only", type=_names, metavar="PARTS",
+                   help="with --init: train only these parts (comma-separated top-level modules, e.g. y_gain,y_inverse_gain,y_model)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: cuda when available")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="default: bf16 autocast on CUDA, fp32 on CPU")
     p.add_argument("--N", type=int, help="transform channels (default 128)")
@@ -79,6 +81,13 @@ def _floats(text: str) -> tuple[float, ...]:
     if not values:
         raise argparse.ArgumentTypeError("expected at least one λ")
     return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated part names, e.g. y_gain,y_model")
+    return names
 
 
 def cmd_train(args) -> int:

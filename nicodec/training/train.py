@@ -85,6 +85,7 @@ class TrainConfig:
     resume: bool = False
     init: str = ""  # start a new run from these weights (.safetensors or checkpoint); fresh optimiser
     new_levels_only: bool = False  # with --init: train only the gains of levels whose λ the init weights lack
+    train_only: tuple[str, ...] = ()  # with --init: train only these parts (top-level modules, e.g. y_gain, y_model)
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
     val: str = ""  # folder of validation images ("" = no validation)
@@ -122,6 +123,8 @@ class TrainConfig:
             (min(self.val_every, self.checkpoint_every, self.log_every) > 0, "--val-every, --checkpoint-every and log_every must be positive"),
             (not (self.init and self.resume), "--init starts a new run; --resume continues one: pass only one"),
             (not self.new_levels_only or self.init or self.resume, "--new-levels-only needs --init weights to add levels to"),
+            (not self.train_only or self.init or self.resume, "--train-only needs --init weights to fine-tune"),
+            (not (self.train_only and self.new_levels_only), "--train-only and --new-levels-only: pass only one"),
             (self.time_limit >= 0, f"--time-limit must be positive, got {self.time_limit}"),
             (self.minutes >= 0, f"--minutes must be positive, got {self.minutes}"),
         ]
@@ -254,6 +257,8 @@ def train(c: TrainConfig) -> Path:
         log(f"resuming {ckpt_path} at step {step}")
     trained = (lineage or [{}])[-1].get("lambdas", c.lambdas)  # the λ values of the weights this run started from
     new_levels = freeze_all_but_new_levels(raw_model, c.lambdas, trained) if c.new_levels_only else None
+    if c.train_only:
+        freeze_all_but(raw_model, c.train_only)
     if device.type == "cuda":
         raw_model = raw_model.to(memory_format=torch.channels_last)
     if bf16:
@@ -505,6 +510,21 @@ def initial_weights(model: CompressionModel, source: str | Path, lambdas: Sequen
     return [*earlier, {"from": source.name, **entry, **({"lambdas": list(source_lambdas)} if remap else {})}]
 
 
+def freeze_all_but(model: CompressionModel, parts: Sequence[str]) -> None:
+    """Freeze ``model`` except the named top-level modules (``g_a``, ``y_gain``, ``y_model``, ...).
+
+    For fine-tuning a few parameters on top of trained ones on a CPU: e.g. the gains and density of a
+    factorized model built on another model's transforms (docs/training.md). The frozen transforms
+    still run forward (and g_s backward, for the gradient reaching the gains), without weight gradients.
+    """
+    known = dict(model.named_children())
+    if unknown := sorted(set(parts) - set(known)):
+        raise NicodecError(f"--train-only: {model.name} has no part {', '.join(unknown)}; its parts: {', '.join(known)}")
+    model.requires_grad_(False)
+    for name in parts:
+        known[name].requires_grad_(True)
+
+
 def freeze_all_but_new_levels(model: CompressionModel, lambdas: Sequence[float], trained: Sequence[float]) -> Tensor:
     """Freeze ``model`` except the gain-table rows of levels whose λ is not in ``trained`` (the
     λ values of the weights it started from); returns those levels (1-based). A trained model
@@ -572,7 +592,7 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
         "total_steps": ckpt["step"] + sum(run.get("steps") or 0 for run in ckpt.get("lineage", [])),
         "lineage": ckpt.get("lineage", []),
         "data": ckpt.get("data", {}),
-        "recipe": {k: getattr(c, k) for k in ("batch", "patch", "min_scale", "lr", "entropy_lr_ratio", "warmup", "decay_fraction", "final_lr_ratio", "clip", "seed", "new_levels_only")},
+        "recipe": {k: getattr(c, k) for k in ("batch", "patch", "min_scale", "lr", "entropy_lr_ratio", "warmup", "decay_fraction", "final_lr_ratio", "clip", "seed", "new_levels_only", "train_only")},
         "date": ckpt.get("date"),
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": ckpt.get("command"),
