@@ -91,6 +91,8 @@ def _borrowed_tensors(path: Path, borrowed: dict) -> dict[str, torch.Tensor]:
         lender, names, digest = path.parent / borrowed["from"], list(borrowed["tensors"]), str(borrowed["digest"])
     except (KeyError, TypeError):
         raise NicodecError(f"{path}: damaged metadata (what it borrows is not recorded)") from None
+    if lender.name != str(borrowed["from"]):  # a file name beside it, never a path elsewhere
+        raise NicodecError(f"{path}: damaged metadata (its lender {borrowed['from']!r} is not a file name)")
     if not lender.is_file():
         raise NicodecError(f"{path} takes {len(names)} tensors (its transforms) from {lender.name}, which is not "
                            f"beside it: keep the two files together")

@@ -68,6 +68,10 @@ def test_damaged_borrowing_metadata_is_an_error(family):
     save_file(load_file(str(path)), str(path), metadata={"nicodec": json.dumps(meta)})
     with pytest.raises(NicodecError, match="damaged metadata"):
         load_weights(path)
+    meta["borrowed"] = {**read_metadata(path)["borrowed"], "from": "../elsewhere/meanscale.safetensors", "tensors": [], "digest": ""}
+    save_file(load_file(str(path)), str(path), metadata={"nicodec": json.dumps(meta)})
+    with pytest.raises(NicodecError, match="not a file name"):
+        load_weights(path)
 
 
 def test_lenders_must_be_beside_the_file_and_self_contained(family, tmp_path):
