@@ -27,7 +27,7 @@ from PIL import Image
 
 import nicodec
 from nicodec import latent_coders
-from nicodec.weights import stored_bytes
+from nicodec.weights import megabytes, stored_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 KODIM = ROOT.parent / "shared" / "data" / "kodak" / "kodim01.png"
@@ -148,8 +148,8 @@ def main() -> None:
 def _weights_mb(path: Path) -> str:
     """The file's own size in MB, and what it borrows from another file (nicodec/weights.py)."""
     own, shared, lender = stored_bytes(path)
-    mb = f"{own / 1e6:.1f}" if own >= 1e5 else f"{own / 1e6:.2f}"
-    return f"{mb} (+ {shared / 1e6:.1f} shared with {Path(lender).stem})" if lender else mb
+    return f"{megabytes(own)} (+ {megabytes(shared)} shared with {Path(lender).stem})" if lender else megabytes(own)
+
 
 if __name__ == "__main__":
     main()

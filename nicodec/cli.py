@@ -234,7 +234,7 @@ def cmd_info(args) -> int:
 def cmd_models(args) -> int:
     from .codec import default_quality
     from .models import ARCHITECTURES
-    from .weights import read_metadata, stored_bytes
+    from .weights import megabytes, read_metadata, stored_bytes
     from .zoo import DEFAULT_MODEL, shipped_weights
 
     shipped = shipped_weights()
@@ -248,9 +248,7 @@ def cmd_models(args) -> int:
             trained = f" (λ {lambdas[0]:g}–{lambdas[-1]:g} {meta.get('distortion', 'mse')})" if lambdas else ""
             default = default_quality(meta, c["levels"])
             own, shared, lender = stored_bytes(shipped[name])
-            size = f"{own / 1e6:.1f} MB" if own >= 1e5 else f"{own / 1e6:.2f} MB"
-            if lender:
-                size += f" + {shared / 1e6:.1f} MB shared with {lender}"
+            size = f"{megabytes(own)} MB" + (f" + {megabytes(shared)} MB shared with {lender}" if lender else "")
             status = f"weights: N={c['N']} M={c['M']}, quality 1–{c['levels']}{trained}, default {default:g}, {size}"
         else:
             status = "weights: not shipped in this build"

@@ -32,12 +32,17 @@ FORMAT = "nicodec-weights-1"
 
 def weights_id(model: CompressionModel) -> bytes:
     """8-byte fingerprint of a model's state (names, shapes and values) as it codes."""
+    return _tensors_sha256(model.state_dict()).digest()[:8]
+
+
+def _tensors_sha256(tensors: dict[str, torch.Tensor]) -> "hashlib._Hash":
+    """SHA-256 over named tensors in name order: each name, dtype and shape, then the raw bytes."""
     digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
+    for key, tensor in sorted(tensors.items()):
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
-        digest.update(t.numpy().tobytes())
-    return digest.digest()[:8]
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # raw bytes: numpy has no bfloat16
+    return digest
 
 
 def save_weights(path: str | Path, model: CompressionModel, metadata: dict | None = None, half: bool = False,
@@ -56,7 +61,7 @@ def save_weights(path: str | Path, model: CompressionModel, metadata: dict | Non
     meta.update(format=FORMAT, architecture=model.name, config=model.config.to_dict())  # the model's own, always
     if lender is not None:
         borrowed = _identical(tensors, Path(path), Path(lender))
-        meta["borrowed"] = {"from": Path(lender).name, "tensors": sorted(borrowed), "digest": _digest(borrowed)}
+        meta["borrowed"] = {"from": Path(lender).name, "tensors": sorted(borrowed), "digest": _tensors_sha256(borrowed).hexdigest()}
         tensors = {k: v for k, v in tensors.items() if k not in borrowed}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"nicodec": json.dumps(meta)}))
 
@@ -77,14 +82,6 @@ def _identical(tensors: dict[str, torch.Tensor], path: Path, lender: Path) -> di
     return same
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for key, t in sorted(tensors.items()):
-        digest.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
-        digest.update(t.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())  # raw bytes: numpy has no bfloat16
-    return digest.hexdigest()
-
-
 def _borrowed_tensors(path: Path, borrowed: dict) -> dict[str, torch.Tensor]:
     """The tensors ``path`` borrows, read from its lender and checked against the recorded digest."""
     try:
@@ -101,7 +98,7 @@ def _borrowed_tensors(path: Path, borrowed: dict) -> dict[str, torch.Tensor]:
             tensors = {k: f.get_tensor(k) for k in names}
     except (SafetensorError, OSError, ValueError, KeyError):
         tensors = None
-    if tensors is None or _digest(tensors) != digest:
+    if tensors is None or _tensors_sha256(tensors).hexdigest() != digest:
         raise NicodecError(f"{path} takes tensors from {lender.name}, which has changed since it was written: "
                            f"rebuild {path.name} from the new {lender.name}")
     return tensors
@@ -129,6 +126,11 @@ def stored_in_half(path: str | Path) -> bool:
     """Whether the file stores its parameters in fp16 (rewrite it with ``half=True`` to keep it so)."""
     with safe_open(str(path), framework="pt") as f:
         return any(f.get_slice(k).get_dtype() == "F16" for k in f.keys())
+
+
+def megabytes(size: int) -> str:
+    """A file size in MB as the CLI and benchmarks print it: one decimal, two below 0.1 MB."""
+    return f"{size / 1e6:.1f}" if size >= 1e5 else f"{size / 1e6:.2f}"
 
 
 def stored_bytes(path: str | Path) -> tuple[int, int, str | None]:
