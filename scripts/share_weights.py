@@ -3,8 +3,8 @@
     python scripts/share_weights.py nicodec/weights/factorized.safetensors --lender nicodec/weights/meanscale.safetensors
     python scripts/share_weights.py nicodec/weights/factorized.safetensors --standalone -o factorized-full.safetensors
 
-The shipped factorized and hyperprior models reuse meanscale's g_a and g_s (hyperprior its rate
-gains too; docs/training.md), so the package stores them once (nicodec/weights.py, "borrow"). The model is
+The shipped factorized and hyperprior models reuse meanscale's g_a and g_s (each has rate gains
+of its own; docs/training.md), so the package stores them once (nicodec/weights.py, "borrow"). The model is
 the same: same tensors, same weights id, same files. ``--standalone`` writes a self-contained copy
 (e.g. to use the weights outside the package). Run it again whenever the lender changes.
 """

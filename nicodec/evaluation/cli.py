@@ -11,13 +11,12 @@ import argparse
 import datetime as _dt
 import json
 import os
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from nicodec.errors import NicodecError
 
-__all__ = ["register", "cmd_eval", "cmd_bench", "main"]
+__all__ = ["register", "cmd_eval", "cmd_bench"]
 
 SPEC_HELP = (
     "codec to run, repeatable: jpeg, jpeg444, webp, avif, hevc, jpegxl, jpeg2000, nicodec:NAME or "

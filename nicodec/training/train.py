@@ -39,7 +39,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..codec import Codec
 from ..errors import NicodecError
-from ..models import ARCHITECTURES, CompressionModel, ModelConfig, ModelOutput, build_model
+from ..models import ARCHITECTURES, CompressionModel, ModelConfig, build_model
 from ..objective import ms_ssim, rd_loss  # noqa: F401 (ms_ssim: re-exported for tests and users)
 from ..variable_rate import remap_levels
 from ..weights import atomic_write, save_weights
