@@ -139,8 +139,7 @@ def stored_bytes(path: str | Path) -> tuple[int, int, str | None]:
     borrowed = read_metadata(path).get("borrowed")
     if not borrowed:
         return path.stat().st_size, 0, None
-    with safe_open(str(path.parent / borrowed["from"]), framework="pt") as f:
-        shared = sum(f.get_tensor(k).nbytes for k in borrowed["tensors"])
+    shared = sum(t.nbytes for t in _borrowed_tensors(path, borrowed).values())  # checked as loading checks them
     return path.stat().st_size, shared, borrowed["from"]
 
 

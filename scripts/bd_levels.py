@@ -25,22 +25,27 @@ from nicodec.evaluation.results import Curve, load_curve, load_curves
 def bd_over_levels(ours: Curve, anchor: Curve, levels: list[int], metric: str = "psnr") -> float:
     """BD-rate (%) of the points of ``ours`` at the given qualities against ``anchor``, in PSNR or
     in MS-SSIM (dB, −10·log₁₀(1 − MS-SSIM))."""
-    if not ours.quality:
-        raise NicodecError(f"{ours.source or ours.name} has no results.quality: not a curve from nicodec eval")
-    wanted = {float(v) for v in levels}
-    if missing := sorted(wanted - set(ours.quality)):
-        raise NicodecError(f"levels {missing} are not among the curve's qualities {ours.quality}")
-    pick = [i for i, q in enumerate(ours.quality) if q in wanted]
+    pick = _picked(ours, levels)
     theirs, mine = _quality(anchor, metric), _quality(ours, metric)
     return bd_rate(anchor.bpp, theirs, [ours.bpp[i] for i in pick], [mine[i] for i in pick])
 
 
 def gaps_over_levels(ours: Curve, anchor: Curve, levels: list[int], metric: str = "psnr") -> list[tuple[float, float]]:
     """(bpp, quality of ours − anchor's at that bpp) at each chosen point inside the anchor's range."""
-    pick = [i for i, q in enumerate(ours.quality) if q in {float(v) for v in levels}]
+    pick = _picked(ours, levels)
     theirs, mine = _quality(anchor, metric), _quality(ours, metric)
     inside = [i for i in pick if min(anchor.bpp) <= ours.bpp[i] <= max(anchor.bpp)]
     return quality_gaps(anchor.bpp, theirs, [ours.bpp[i] for i in inside], [mine[i] for i in inside])
+
+
+def _picked(ours: Curve, levels: list[int]) -> list[int]:
+    """The indices of ``ours``'s points at the given qualities, all of which it must have."""
+    if not ours.quality:
+        raise NicodecError(f"{ours.source or ours.name} has no results.quality: not a curve from nicodec eval")
+    wanted = {float(v) for v in levels}
+    if missing := sorted(wanted - set(ours.quality)):
+        raise NicodecError(f"levels {missing} are not among the curve's qualities {ours.quality}")
+    return [i for i, q in enumerate(ours.quality) if q in wanted]
 
 
 def _quality(curve: Curve, metric: str) -> list[float]:

@@ -18,7 +18,7 @@ import nicodec
 from nicodec.cli import main
 from nicodec.errors import NicodecError
 from nicodec.training.transfer import transfer_model
-from nicodec.weights import load_weights, read_metadata, save_weights, weights_id
+from nicodec.weights import load_weights, read_metadata, save_weights, stored_bytes, weights_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,6 +56,8 @@ def test_a_missing_or_changed_lender_is_an_error(family, tmp_path):
     shutil.copy(path, alone / path.name)
     with pytest.raises(NicodecError, match="not beside it"):
         load_weights(alone / path.name)
+    with pytest.raises(NicodecError, match="not beside it"):  # sizing it (nicodec models) checks the same
+        stored_bytes(alone / path.name)
     nicodec.create("meanscale", N=8, M=12, levels=2, seed=1).save(lender)  # other transforms, same names
     with pytest.raises(NicodecError, match="has changed"):
         load_weights(path)
