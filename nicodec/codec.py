@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import container, rate_control, refinement
+from . import container, limits, rate_control, refinement
 from .entropy_models import EntropyBottleneck
 from .errors import CorruptFileError, NicodecError
 from .images import MODES, from_planes, to_planes
@@ -69,6 +69,8 @@ class Codec:
 
     def _check_quality(self, quality: float | None) -> float:
         q = self.default_quality if quality is None else quality
+        if isinstance(q, (bool, np.bool_, str, bytes)):  # float() takes them: True would be quality 1
+            raise NicodecError(f"quality must be a number, got {quality!r}")
         try:
             q = float(np.float32(q))  # the file stores float32: code with exactly that value
         except (TypeError, ValueError):
@@ -171,13 +173,15 @@ class Codec:
             raise NicodecError(f"max_bytes must be a whole number of bytes > 0, got {max_bytes!r}")
         return budget
 
-    def decompress(self, data: bytes) -> Image.Image:
-        """Decode ``.nic`` bytes made by this codec's model to a PIL image."""
-        return self.decode(data).image
+    def decompress(self, data: bytes, max_pixels: int | None = limits.MAX_PIXELS) -> Image.Image:
+        """Decode ``.nic`` bytes made by this codec's model to a PIL image. A file declaring more
+        than ``max_pixels`` pixels is refused before anything is allocated (None: no limit)."""
+        return self.decode(data, max_pixels).image
 
-    def decode(self, data: bytes) -> Decoded:
+    def decode(self, data: bytes, max_pixels: int | None = limits.MAX_PIXELS) -> Decoded:
         """Like :meth:`decompress`, also returning the decoder's latents and reconstruction."""
         nic = container.unpack(data)
+        limits.check_decodable(nic, max_pixels)
         self._check_origin(nic)
         if not 1 <= nic.quality <= self.levels:
             raise CorruptFileError("corrupt .nic file (quality outside the model's range)")

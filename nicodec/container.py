@@ -19,6 +19,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from .errors import CorruptFileError
+from .limits import file_bytes
 
 MAGIC = b"\x89NIC"
 VERSION = 1  # without metadata
@@ -27,6 +28,7 @@ VERSIONS = (VERSION, VERSION_METADATA)
 MAX_SIDE = 1 << 15  # refuse absurd sizes before allocating anything
 MAX_STREAMS = 16
 MAX_METADATA = 1 << 24  # bytes of metadata chunks after inflating (ICC profiles are KBs)
+MAX_METADATA_CHUNKS = 64  # distinct tags in one file: 16 MB of empty records would take seconds to read
 ICC = "ICC "  # metadata tag: the image's ICC colour profile, as in the source file
 
 # (field, struct code) in file order. The one declaration of the header.
@@ -78,6 +80,7 @@ def pack(f: NicFile) -> bytes:
 
 def unpack(data: bytes) -> NicFile:
     """Parse and validate; raises CorruptFileError with a one-line reason on anything wrong."""
+    data = file_bytes(data)  # bytes, bytearray or memoryview; anything else: NicodecError naming its type
     if len(data) == 0:
         raise CorruptFileError("empty file")
     if data[: len(MAGIC)] != MAGIC[: min(len(data), len(MAGIC))] or len(data) < len(MAGIC):
@@ -89,7 +92,7 @@ def unpack(data: bytes) -> NicFile:
         raise CorruptFileError(
             f"unsupported .nic format version {fields['version']} (this nicodec reads {' and '.join(map(str, VERSIONS))})")
     n = fields["n_streams"]
-    if n > MAX_STREAMS:
+    if not (3 if fields["version"] == VERSION_METADATA else 2) <= n <= MAX_STREAMS:  # model stream(s), alpha (, metadata)
         raise CorruptFileError("corrupt .nic file (bad stream count)")
     lengths_end = _HEADER.size + 4 * n
     if len(data) < lengths_end + 4:
@@ -153,6 +156,8 @@ def _unpack_metadata(stream: bytes) -> dict[str, bytes]:
         if offset + 8 > len(raw):
             raise CorruptFileError("corrupt .nic file (metadata)")
         tag, length = struct.unpack_from("<4sI", raw, offset)
+        if len(chunks) == MAX_METADATA_CHUNKS or tag.decode("latin-1") in chunks:  # a writer writes each tag once
+            raise CorruptFileError("corrupt .nic file (metadata)")
         value = raw[offset + 8 : offset + 8 + length]
         if len(value) != length or not tag.isascii():
             raise CorruptFileError("corrupt .nic file (metadata)")

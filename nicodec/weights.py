@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import NicodecError
 from .models import CompressionModel, ModelConfig, build_model
+from .weights_check import check_metadata, check_tensors, check_values
 
 FORMAT = "nicodec-weights-1"
 
@@ -82,17 +83,24 @@ def _identical(tensors: dict[str, torch.Tensor], path: Path, lender: Path) -> di
     return same
 
 
-def _borrowed_tensors(path: Path, borrowed: dict) -> dict[str, torch.Tensor]:
-    """The tensors ``path`` borrows, read from its lender and checked against the recorded digest."""
-    try:
-        lender, names, digest = path.parent / borrowed["from"], list(borrowed["tensors"]), str(borrowed["digest"])
-    except (KeyError, TypeError):
-        raise NicodecError(f"{path}: damaged metadata (what it borrows is not recorded)") from None
+def _lender(path: Path, borrowed: dict) -> Path:
+    """The file ``path`` borrows from: a file beside it, named in its metadata."""
+    if not (isinstance(borrowed, dict) and isinstance(borrowed.get("from"), str) and isinstance(borrowed.get("digest"), str)
+            and isinstance(borrowed.get("tensors"), list) and all(isinstance(t, str) for t in borrowed["tensors"])):
+        raise NicodecError(f"{path}: damaged metadata (what it borrows is not recorded)")
+    lender, names = path.parent / borrowed["from"], borrowed["tensors"]
     if lender.name != str(borrowed["from"]):  # a file name beside it, never a path elsewhere
         raise NicodecError(f"{path}: damaged metadata (its lender {borrowed['from']!r} is not a file name)")
     if not lender.is_file():
         raise NicodecError(f"{path} takes {len(names)} tensors (its transforms) from {lender.name}, which is not "
                            f"beside it: keep the two files together")
+    return lender
+
+
+def _borrowed_tensors(path: Path, borrowed: dict) -> dict[str, torch.Tensor]:
+    """The tensors ``path`` borrows, read from its lender and checked against the recorded digest."""
+    lender = _lender(path, borrowed)
+    names, digest = borrowed["tensors"], borrowed["digest"]
     try:
         with safe_open(str(lender), framework="pt") as f:
             tensors = {k: f.get_tensor(k) for k in names}
@@ -105,8 +113,11 @@ def _borrowed_tensors(path: Path, borrowed: dict) -> dict[str, torch.Tensor]:
 
 
 def read_metadata(path: str | Path) -> dict:
-    """The JSON metadata of a weights file; NicodecError if it is not one of ours."""
+    """The JSON metadata of a weights file, checked (``weights_check.check_metadata``): a model
+    can be built from it. NicodecError, one line, if it is not one of ours or is damaged."""
     path = Path(path)
+    if path.is_dir():
+        raise NicodecError(f"{path} is a folder, not a weights file")
     if not path.is_file():
         raise NicodecError(f"weights file not found: {path}")
     try:
@@ -116,10 +127,15 @@ def read_metadata(path: str | Path) -> dict:
         raise NicodecError(f"{path} is not a safetensors weights file ({exc})") from None
     if raw is None:
         raise NicodecError(f"{path} has no nicodec metadata (not a nicodec weights file)")
-    meta = json.loads(raw)
+    try:
+        meta = json.loads(raw)
+    except ValueError:  # JSONDecodeError, or numbers too long to convert
+        raise NicodecError(f"{path}: damaged metadata (not JSON)") from None
+    if not isinstance(meta, dict):
+        raise NicodecError(f"{path}: damaged metadata (not a JSON object)")
     if meta.get("format") != FORMAT:
         raise NicodecError(f"{path}: unsupported weights format {meta.get('format')!r}")
-    return meta
+    return check_metadata(meta, path)
 
 
 def stored_in_half(path: str | Path) -> bool:
@@ -144,12 +160,23 @@ def stored_bytes(path: str | Path) -> tuple[int, int, str | None]:
 
 
 def load_weights(path: str | Path) -> tuple[CompressionModel, dict]:
-    """Rebuild the model described by the file's metadata and load its tensors (as fp32)."""
+    """Rebuild the model described by the file's metadata and load its tensors (as fp32).
+
+    Metadata and tensor shapes are checked before anything is built (``weights_check``), so a
+    damaged or hostile file is a one-line NicodecError, and what loading allocates is bounded
+    by the bytes of the file and its lender."""
+    path = Path(path)
     meta = read_metadata(path)
+    lender = _lender(path, meta["borrowed"]) if "borrowed" in meta else None
+    check_tensors(path, meta, lender)
     model = build_model(meta["architecture"], ModelConfig(**meta["config"]))
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise NicodecError(f"{path}: cannot read its tensors ({exc})") from None
     if "borrowed" in meta:
-        state.update(_borrowed_tensors(Path(path), meta["borrowed"]))
+        state.update(_borrowed_tensors(path, meta["borrowed"]))
+    check_values(path, state)
     reference = model.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     try:

@@ -6,13 +6,14 @@ the architecture and the weights' fingerprint, so :func:`decompress` finds its m
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 from PIL import Image
 
-from . import container
+from . import container, limits
 from .codec import Codec
 from .errors import NicodecError
 from .models import ARCHITECTURES, ModelConfig, build_model
@@ -30,6 +31,9 @@ def shipped_weights() -> dict[str, Path]:
 
 def load(name: str = DEFAULT_MODEL) -> Codec:
     """A codec from shipped weights (``"meanscale"``, ``"factorized"``, ...) or a weights file path."""
+    name = os.fspath(name) if isinstance(name, os.PathLike) else name
+    if not isinstance(name, str) or not name.strip():
+        raise NicodecError(f"model must be a name ({', '.join(ARCHITECTURES)}) or a .safetensors path, got {name!r}")
     path = Path(name)
     if name not in ARCHITECTURES or path.suffix == ".safetensors":
         if path.suffix != ".safetensors" and not path.exists():
@@ -81,12 +85,14 @@ def compress(image, quality: float | None = None, model: str = DEFAULT_MODEL, **
     return load(model).compress(image, quality, **options)
 
 
-def decompress(data: bytes, codec: Codec | None = None) -> Image.Image:
-    """Decode ``.nic`` bytes; the model is found from the header unless ``codec`` is given."""
+def decompress(data: bytes, codec: Codec | None = None, max_pixels: int | None = limits.MAX_PIXELS) -> Image.Image:
+    """Decode ``.nic`` bytes; the model is found from the header unless ``codec`` is given. A file
+    declaring more than ``max_pixels`` pixels is refused before anything is allocated (None: no limit)."""
     if codec is None:
         nic = container.unpack(data)
+        limits.check_decodable(nic, max_pixels)
         codec = _codec_for(nic.model, nic.weights_id)
-    return codec.decompress(data)
+    return codec.decompress(data, max_pixels)
 
 
 def _codec_for(model: str, weights_id: bytes) -> Codec:
