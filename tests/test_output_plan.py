@@ -83,24 +83,43 @@ def test_existing_outputs_are_refused_up_front_without_force(workspace, capsys):
     assert (tmp / "q.nic").read_bytes()[:4] == b"\x89NIC"
 
 
-def _run(argv, stdout) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nicodec", *argv], stdout=stdout, stderr=subprocess.PIPE,
-                          text=True, timeout=120)
+class _FullStream:
+    """A standard output on a full disk: every write and flush fails, as on /dev/full."""
+
+    buffer = property(lambda self: self)
+
+    def write(self, data):
+        raise OSError(28, "No space left on device")
+
+    flush = write
+
+    def isatty(self) -> bool:
+        return False
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-def test_a_standard_output_that_cannot_be_written_is_a_one_line_error_and_leaves_no_file(workspace):
+def test_a_standard_output_that_cannot_be_written_is_a_one_line_error_and_leaves_no_file(workspace, monkeypatch, capsys):
     tmp, weights = workspace
-    assert _run(["compress", str(tmp / "q.png"), "--model", str(weights)], subprocess.DEVNULL).returncode == 0
+    assert main(["compress", str(tmp / "q.png"), "--model", str(weights)]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdout", _FullStream())
     cases = [
         (["compress", str(tmp / "p.png"), "--model", str(weights)], tmp / "p.nic"),  # the report line fails
         (["compress", str(tmp / "p.png"), "-o", "-", "--model", str(weights)], None),  # the data fails
         (["info", str(tmp / "q.nic")], None),
     ]
-    with open("/dev/full", "w") as full:
-        for argv, output in cases:
-            result = _run(argv, full)
-            assert result.returncode == 2, (argv, result.stderr)
-            assert result.stderr.splitlines() == ["nicodec: error: cannot write to standard output: No space left on device"], argv
-            assert output is None or not output.exists()
+    for argv, output in cases:
+        assert main(argv) == 2, argv
+        assert capsys.readouterr().err == "nicodec: error: cannot write to standard output: No space left on device\n", argv
+        assert output is None or not output.exists()
     assert not [p.name for p in tmp.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_behind_standard_output_is_the_same_error_from_a_real_process(workspace):
+    tmp, weights = workspace
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "nicodec", "compress", str(tmp / "p.png"), "--model", str(weights)],
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == "nicodec: error: cannot write to standard output: No space left on device\n"
+    assert not (tmp / "p.nic").exists() and not [p.name for p in tmp.iterdir() if p.name.startswith(".")]
