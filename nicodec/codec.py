@@ -5,6 +5,7 @@ All models share this one compress/decompress path; models only provide their la
 
 from __future__ import annotations
 
+import copy
 import operator
 import warnings
 import zlib
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import container, rate_control, refinement
+from . import container, limits, rate_control, refinement
 from .entropy_models import EntropyBottleneck
 from .errors import CorruptFileError, NicodecError
 from .images import MODES, from_planes, to_planes
@@ -60,6 +61,25 @@ class Codec:
         return self.model.name
 
     @property
+    def device(self) -> torch.device:
+        return self.model.y_gain.log_gain.device
+
+    def to(self, device: str | torch.device) -> "Codec":
+        """Run the transforms on ``device`` (``"cuda"``, ``"cpu"``); returns a codec sharing nothing
+        with this one, so a cached codec stays where it was. Files are the same bits either way:
+        coding runs the deterministic path (container version 3) on any device."""
+        try:
+            device = torch.device(device)
+            if device.type == "cuda" and not torch.cuda.is_available():
+                raise NicodecError("--device cuda: no CUDA device here (this torch build or machine has none)")
+            model = copy.deepcopy(self.model).to(device)
+        except (RuntimeError, AssertionError) as exc:
+            raise NicodecError(f"cannot use device {device}: {exc}") from None
+        moved = Codec(model, self.metadata)
+        moved.version = self.version
+        return moved
+
+    @property
     def levels(self) -> int:
         return self.model.config.levels
 
@@ -73,6 +93,8 @@ class Codec:
 
     def _check_quality(self, quality: float | None) -> float:
         q = self.default_quality if quality is None else quality
+        if isinstance(q, (bool, np.bool_, str, bytes)):  # float() takes them: True would be quality 1
+            raise NicodecError(f"quality must be a number, got {quality!r}")
         try:
             q = float(np.float32(q))  # the file stores float32: code with exactly that value
         except (TypeError, ValueError):
@@ -133,7 +155,7 @@ class Codec:
             raise NicodecError(f"image is {w}×{h}; the largest side a .nic file holds is {container.MAX_SIDE}")
         ph, pw = self._padded(h, w)
         rgb = np.pad(planes.rgb, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")  # in uint8: one float copy below
-        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255)  # (1, 3, H, W), channels-last strides
+        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device).float().div_(255)  # (1, 3, H, W), channels-last strides
         alpha = b"" if planes.alpha is None else zlib.compress(planes.alpha.tobytes(), 9)
         y = self.model.analyze(x)
 
@@ -178,13 +200,15 @@ class Codec:
             raise NicodecError(f"max_bytes must be a whole number of bytes > 0, got {max_bytes!r}")
         return budget
 
-    def decompress(self, data: bytes) -> Image.Image:
-        """Decode ``.nic`` bytes made by this codec's model to a PIL image."""
-        return self.decode(data).image
+    def decompress(self, data: bytes, max_pixels: int | None = limits.MAX_PIXELS) -> Image.Image:
+        """Decode ``.nic`` bytes made by this codec's model to a PIL image. A file declaring more
+        than ``max_pixels`` pixels is refused before anything is allocated (None: no limit)."""
+        return self.decode(data, max_pixels).image
 
-    def decode(self, data: bytes) -> Decoded:
+    def decode(self, data: bytes, max_pixels: int | None = limits.MAX_PIXELS) -> Decoded:
         """Like :meth:`decompress`, also returning the decoder's latents and reconstruction."""
         nic = container.unpack(data)
+        limits.check_decodable(nic, max_pixels)
         self._check_origin(nic)
         if not 1 <= nic.quality <= self.levels:
             raise CorruptFileError("corrupt .nic file (quality outside the model's range)")
@@ -247,5 +271,5 @@ def default_quality(metadata: dict, levels: int) -> float:
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
     """(3, H, W) in [0, 1] → (H, W, 3) uint8, rounding to nearest."""
-    return torch.round(x.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return torch.round(x.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 

@@ -158,7 +158,9 @@ class IntegerNetwork(nn.Module):
             out = F.conv_transpose2d(x, w, None, layer.stride, layer.padding, layer.output_padding)
         else:
             out = F.conv2d(x, w, None, layer.stride, layer.padding)
-        return out.to(torch.float64) + bias.to(a.device).reshape(1, -1, 1, 1)
+        # exact already for a direct summation; rint also absorbs the < 0.5 error of any other
+        # algorithm a library may pick (FFT, Winograd) in float64
+        return torch.round(out.to(torch.float64)) + bias.to(a.device).reshape(1, -1, 1, 1)
 
     def bounds(self) -> list[float]:
         """The largest |accumulator| each layer can reach for any input: Σ|w|·max|a| + |b|."""

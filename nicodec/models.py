@@ -172,9 +172,11 @@ class CompressionModel(nn.Module):
         """
         q = self._quality(quality, 1)
         coder = EncodingCoder(exact=exact)
-        overriding = OverridingCoder(coder, {k: v.detach().double() for k, v in (latents or {}).items()})
-        y = (self.analyze(x) if y is None else y).contiguous().double()
-        y_hat = self._coder_model(exact).code(overriding, q.double(), y, self._latent_size(x.shape)).float()
+        coding = self._coder_model(exact)  # legacy: a float64 copy on the CPU
+        device = coding.y_gain.log_gain.device
+        overriding = OverridingCoder(coder, {k: v.detach().to(device).double() for k, v in (latents or {}).items()})
+        y = (self.analyze(x) if y is None else y).contiguous().to(device).double()
+        y_hat = coding.code(overriding, q.double(), y, self._latent_size(x.shape)).to(x.device).float()
         x_hat = self._synthesize(_nhwc(y_hat), q).contiguous().clamp(0, 1) if reconstruct else None
         return Coded(coder.streams, coder.latents, x_hat, coder.param_crc)
 
@@ -184,7 +186,8 @@ class CompressionModel(nn.Module):
         :meth:`compress`."""
         q = self._quality(quality, 1)
         coder = DecodingCoder(streams, exact=exact)
-        y_hat = self._coder_model(exact).code(coder, q.double(), None, self._latent_size((1, 3, *size))).float()
+        device = self.y_gain.log_gain.device
+        y_hat = self._coder_model(exact).code(coder, q.double(), None, self._latent_size((1, 3, *size))).to(device).float()
         coder.finish()
         x_hat = self._synthesize(_nhwc(y_hat), q).contiguous().clamp(0, 1)
         return Coded(list(streams), coder.latents, x_hat, coder.param_crc)
@@ -211,7 +214,7 @@ class CompressionModel(nn.Module):
             coding = copy.deepcopy(self)
         finally:
             self._modules = modules
-        return coding.double()
+        return coding.cpu().double()  # on the CPU, as nicodec 0.1 computed it
 
     @torch.no_grad()
     def update(self) -> None:
