@@ -167,15 +167,16 @@ def cmd_decompress(args) -> int:
     pairs = plan(args.input, args.output, lambda src: src.stem + ".decoded.png", args.force)
     max_pixels = pixel_limit(args.max_pixels)
     codec = _codec(args.model, args.device) if args.model else None
-    return _each(pairs, lambda src, out: _decompress_one(codec, src, out, args.force, max_pixels, args.device))
+    return _each(pairs, lambda src, out: _decompress_one(codec, src, out, args.force, max_pixels, args.device, args.fast))
 
 
-def _decompress_one(codec, src: Path, out: Path, force: bool, max_pixels: int, device: str | None = None) -> None:
+def _decompress_one(codec, src: Path, out: Path, force: bool, max_pixels: int, device: str | None = None,
+                    fast: bool = False) -> None:
     from . import zoo
 
     data = _read_bytes(src)
     start = time.perf_counter()
-    image = zoo.decompress(data, codec, max_pixels=max_pixels, device=device)
+    image = zoo.decompress(data, codec, max_pixels=max_pixels, device=device, fast=fast)
     seconds = time.perf_counter() - start
     fmt = "PNG" if out == STDIO or not out.suffix else _format_for(out)
     icc = {"icc_profile": image.info["icc_profile"]} if "icc_profile" in image.info else {}
@@ -319,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "into as PNG; or - for PNG on standard output (default: each INPUT.decoded.png)")
     p.add_argument("-m", "--model", help="weights .safetensors file, for files made with weights not shipped here")
     p.add_argument("--device", help="where the transforms run: cpu (default) or cuda")
+    p.add_argument("--fast", action="store_true", help="synthesis in bfloat16 where the CPU (AMX, AVX-512 BF16) or "
+                   "GPU has it: faster, pixels within a few levels of the float32 reference")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
                    help=f"refuse files declaring more than N pixels, before decoding (default {MAX_PIXELS:,}, "
                    "where Pillow refuses too: a guard against decompression bombs)")

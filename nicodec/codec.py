@@ -200,12 +200,14 @@ class Codec:
             raise NicodecError(f"max_bytes must be a whole number of bytes > 0, got {max_bytes!r}")
         return budget
 
-    def decompress(self, data: bytes, max_pixels: int | None = limits.MAX_PIXELS) -> Image.Image:
+    def decompress(self, data: bytes, max_pixels: int | None = limits.MAX_PIXELS, fast: bool = False) -> Image.Image:
         """Decode ``.nic`` bytes made by this codec's model to a PIL image. A file declaring more
-        than ``max_pixels`` pixels is refused before anything is allocated (None: no limit)."""
-        return self.decode(data, max_pixels).image
+        than ``max_pixels`` pixels is refused before anything is allocated (None: no limit).
+        ``fast``: the synthesis in bfloat16 where the CPU (AMX, AVX-512 BF16) or GPU has it — faster,
+        pixels within a few levels of the float32 reference (docs/benchmarks.md); else float32."""
+        return self.decode(data, max_pixels, fast).image
 
-    def decode(self, data: bytes, max_pixels: int | None = limits.MAX_PIXELS) -> Decoded:
+    def decode(self, data: bytes, max_pixels: int | None = limits.MAX_PIXELS, fast: bool = False) -> Decoded:
         """Like :meth:`decompress`, also returning the decoder's latents and reconstruction."""
         nic = container.unpack(data)
         limits.check_decodable(nic, max_pixels)
@@ -217,7 +219,8 @@ class Codec:
             raise NicodecError(f"these {self.name} weights have no integer hyper-synthesis, which .nic version "
                                f"{nic.version} files need: pass the weights the file was made with")
         try:
-            coded = self.model.decompress(nic.streams[:-1], self._padded(nic.height, nic.width), nic.quality, exact=exact)
+            coded = self.model.decompress(nic.streams[:-1], self._padded(nic.height, nic.width), nic.quality, exact=exact,
+                                          fast=fast)
         except NicodecError:
             raise
         except Exception as exc:  # constriction or shape errors on a damaged stream

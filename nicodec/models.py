@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import ClassVar
@@ -75,6 +76,22 @@ TILE = 1024
 HALOS = {"g_a": 32, "h_a": 8, "g_s": 2, "h_s": 2}
 
 
+@functools.lru_cache(maxsize=4)
+def fast_synthesis(device: torch.device) -> bool:
+    """Whether bfloat16 convolutions pay on ``device``: CUDA GPUs, and CPUs with AMX or AVX-512
+    BF16 (oneDNN's fast bf16 kernels); elsewhere bf16 would be emulated, slower than float32."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def exact_coding(coder) -> bool:
     """Whether ``coder`` codes with the deterministic path of container version 3 (exact gains,
     integer hyper-synthesis, exact tables) rather than with the float modules."""
@@ -128,8 +145,14 @@ class CompressionModel(nn.Module):
     def _analyze(self, x: Tensor) -> Tensor:
         return self._transform("g_a", x, Fraction(1, 16), 1)
 
-    def _synthesize(self, y_hat: Tensor, q: Tensor) -> Tensor:
-        return self._transform("g_s", y_hat * self.y_inverse_gain(q), 16, 16)
+    def _synthesize(self, y_hat: Tensor, q: Tensor, fast: bool = False) -> Tensor:
+        """x̂ = g_s(ŷ / gain). ``fast``: in bfloat16 where the hardware has it (:func:`fast_synthesis`),
+        float32 out; else float32 throughout (the reference)."""
+        y = y_hat * self.y_inverse_gain(q)
+        if fast and fast_synthesis(y.device):
+            with torch.autocast(y.device.type, dtype=torch.bfloat16):
+                return self._transform("g_s", y, 16, 16).float()
+        return self._transform("g_s", y, 16, 16)
 
     def _latent_size(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
         b, _, h, w = x_shape
@@ -181,15 +204,16 @@ class CompressionModel(nn.Module):
         return Coded(coder.streams, coder.latents, x_hat, coder.param_crc)
 
     @torch.no_grad()
-    def decompress(self, streams: list[bytes], size: tuple[int, int], quality: float, exact: bool = True) -> Coded:
+    def decompress(self, streams: list[bytes], size: tuple[int, int], quality: float, exact: bool = True,
+                   fast: bool = False) -> Coded:
         """Rebuild (1, 3, H, W) from the streams; ``size`` is the padded (H, W); ``exact`` as in
-        :meth:`compress`."""
+        :meth:`compress`; ``fast``: the synthesis in bfloat16 where the hardware has it."""
         q = self._quality(quality, 1)
         coder = DecodingCoder(streams, exact=exact)
         device = self.y_gain.log_gain.device
         y_hat = self._coder_model(exact).code(coder, q.double(), None, self._latent_size((1, 3, *size))).to(device).float()
         coder.finish()
-        x_hat = self._synthesize(_nhwc(y_hat), q).contiguous().clamp(0, 1)
+        x_hat = self._synthesize(_nhwc(y_hat), q, fast).contiguous().clamp(0, 1)
         return Coded(list(streams), coder.latents, x_hat, coder.param_crc)
 
     def _coder_model(self, exact: bool) -> CompressionModel:

@@ -130,17 +130,18 @@ def compress(image, quality: float | None = None, model: str = DEFAULT_MODEL, de
 
 
 def decompress(data: bytes, codec: Codec | None = None, max_pixels: int | None = limits.MAX_PIXELS,
-               device: str | None = None) -> Image.Image:
+               device: str | None = None, fast: bool = False) -> Image.Image:
     """Decode ``.nic`` bytes; the model is found from the header unless ``codec`` is given. A file
     declaring more than ``max_pixels`` pixels is refused before anything is allocated (None: no limit).
-    ``device``: where the transforms run (``"cuda"``); the latents are the same on any device."""
+    ``device``: where the transforms run (``"cuda"``); the latents are the same on any device.
+    ``fast``: the synthesis in bfloat16 where the hardware has it (:meth:`Codec.decompress`)."""
     if codec is None:
         nic = container.unpack(data)
         limits.check_decodable(nic, max_pixels)
         codec = _codec_for(nic.model, nic.weights_id)
     if device is not None:
         codec = _on_device(codec, _device_name(device))
-    return codec.decompress(data, max_pixels)
+    return codec.decompress(data, max_pixels, fast)
 
 
 def _codec_for(model: str, weights_id: bytes) -> Codec:
