@@ -1,0 +1,177 @@
+"""The recipe study: which training changes reach a given rate–distortion sooner, at small scale on a CPU.
+
+Each arm is a short `nicodec train` run of a small meanscale model from scratch with the same data,
+seed(s), steps and validation: real bpp and PSNR of `.nic` files of held-out photos (never trained
+on: nicodec/training/holdout.py) every ``--val-every`` steps, of the last weights and of their
+moving average (every arm keeps one, which does not change its training). Then, per arm and
+validation step, the BD-rate against the baseline arm's final curve (same seed), and the first
+step at which it reaches that curve (BD-rate ≤ 0, interpolated between validations).
+
+    python scripts/held_out.py ../shared/data/train results/held-out-192 --crop 192
+    python benchmarks/recipe_study.py --data ../shared/data/train --val results/held-out-192 \\
+        --out runs/recipe --arms adam,adam-lr3,soap,downscale --seeds 0,1
+    python benchmarks/recipe_study.py ... --report-only          # tables from the runs already there
+
+Resumable: an arm whose run has finished is not run again; an interrupted one is continued.
+Prints Markdown tables (docs/training.md, "The recipe: a CPU study") and writes ``study.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import math
+import shutil
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from nicodec.errors import NicodecError
+from nicodec.evaluation.bdrate import bd_rate
+from nicodec.training import TrainConfig, train
+from nicodec.training.train import load_checkpoint
+
+# name → TrainConfig fields that differ from the baseline ("adam"); every arm keeps an EMA to validate
+ARMS = {
+    "adam": {},
+    "adam-lr3": {"lr": 6e-4},  # three times the baseline's LR
+    "soap": {"optimizer": "soap", "lr": 2e-3},  # SOAP needs ~10× Adam's LR here (docs/training.md)
+    "downscale": {"min_scale": 0.5},
+}
+BASELINE = "adam"
+
+
+def arm_config(arm: str, seed: int, args) -> TrainConfig:
+    base = dict(data=args.data, model="meanscale", N=args.N, M=args.M, patch=args.patch, batch=args.batch,
+                steps=args.steps, lr=2e-4, warmup=args.steps // 12, val=args.val, val_every=args.val_every,
+                checkpoint_every=args.val_every, log_every=50, threads=1, progress=False, device="cpu",
+                ema=args.ema, seed=seed, out=str(Path(args.out) / f"{arm}-s{seed}"))
+    return TrainConfig(**{**base, **ARMS[arm]})
+
+
+def run(config: TrainConfig) -> float:
+    """Train (or finish) one arm; returns its wall-clock minutes of training steps (train.csv)."""
+    out = Path(config.out)
+    checkpoint = out / "checkpoint.pt"
+    done = checkpoint.exists() and load_checkpoint(checkpoint, lazy=True)["step"] >= config.steps
+    if not done:
+        resume = checkpoint.exists()
+        if not resume and out.exists():
+            shutil.rmtree(out)  # a start that did not get to its first checkpoint
+        with contextlib.redirect_stdout(sys.stderr):
+            train(TrainConfig(**{**config.__dict__, "resume": resume}))
+    return run_minutes(out)
+
+
+def run_minutes(out: Path) -> float:
+    """Wall-clock minutes of a run's training steps (its train.csv; validation not counted)."""
+    with (out / "train.csv").open() as f:
+        return sum(float(row["seconds"]) for row in csv.DictReader(f)) / 60
+
+
+def curves(out: Path) -> dict[tuple[int, str], dict[str, list[float]]]:
+    """(step, weights) → the validation curve: lambda, bpp and PSNR per level."""
+    found: dict = defaultdict(lambda: defaultdict(list))
+    with (out / "val.csv").open() as f:
+        for row in csv.DictReader(f):
+            key = (int(row["step"]), row.get("weights") or "last")
+            for name in ("lambda", "bpp_real", "psnr"):
+                found[key][name].append(float(row[name]))
+    return found
+
+
+def rd_cost(curve: dict[str, list[float]]) -> float:
+    """Mean over levels of the real R + λ·255²·MSE (MSE over [0, 1], from the PSNR)."""
+    return sum(b + lam * 255**2 * 10 ** (-p / 10) for lam, b, p in zip(curve["lambda"], curve["bpp_real"], curve["psnr"])) / len(curve["psnr"])
+
+
+def bd(anchor: dict[str, list[float]], curve: dict[str, list[float]]) -> float:
+    try:
+        return bd_rate(anchor["bpp_real"], anchor["psnr"], curve["bpp_real"], curve["psnr"], piecewise=True)
+    except (NicodecError, ValueError, FloatingPointError):
+        return math.nan  # no quality range in common yet
+
+
+def reached(points: list[tuple[int, float]]) -> float:
+    """First step at which BD-rate ≤ 0, linear between validation steps (nan if never)."""
+    for (s0, b0), (s1, b1) in zip([(0, math.inf), *points], points):
+        if b1 <= 0:
+            return s1 if not math.isfinite(b0) or b0 <= 0 else s0 + (s1 - s0) * b0 / (b0 - b1)
+    return math.nan
+
+
+def report(args, minutes: dict) -> None:
+    """The table over every (arm, seed) run in ``minutes`` whose seed has a baseline run."""
+    rows = []
+    print(f"\nBD-rate (PSNR, real bpp on {Path(args.val).name}) against the final curve of `{BASELINE}` with the same seed; "
+          f"J = mean over levels of real bpp + λ·255²·MSE\n")
+    print("| arm | seed | weights | min / 100 steps | " + " | ".join(f"step {s}" for s in _steps(args)) + " | reaches baseline at | final J |")
+    print("|---|---|---|---|" + "---|" * len(_steps(args)) + "---|---|")
+    for arm, seed in sorted(minutes, key=lambda k: (k[1], k[0] != BASELINE, k[0])):
+        if (BASELINE, seed) not in minutes:
+            continue
+        anchor = curves(Path(args.out) / f"{BASELINE}-s{seed}")[(args.steps, "last")]
+        if True:
+            found = curves(Path(args.out) / f"{arm}-s{seed}")
+            for weights in ("last", "ema"):
+                points = [(s, bd(anchor, found[(s, weights)])) for s in _steps(args) if (s, weights) in found]
+                final = found.get((args.steps, weights))
+                step = reached(points)
+                cells = " | ".join(f"{b:+.1f} %" if math.isfinite(b) else "—" for _, b in points)
+                pace = minutes.get((arm, seed), math.nan) / args.steps * 100
+                print(f"| {arm} | {seed} | {weights} | {pace:.2f} | {cells} | "
+                      f"{f'{step:.0f} ({step / args.steps:.0%})' if math.isfinite(step) else 'no'} | "
+                      f"{rd_cost(final):.4f} |" if final else "| — |")
+                rows += [{"arm": arm, "seed": seed, "weights": weights, "step": s, "bd_rate": b,
+                          "J": rd_cost(found[(s, weights)])} for s, b in points]
+    with (Path(args.out) / "study.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, ["arm", "seed", "weights", "step", "bd_rate", "J"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _steps(args) -> list[int]:
+    return list(range(args.val_every, args.steps + 1, args.val_every))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="training photos (their held-out ones are left out)")
+    p.add_argument("--val", required=True, help="validation images: held-out photos (scripts/held_out.py)")
+    p.add_argument("--out", default="runs/recipe")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {', '.join(ARMS)}")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--val-every", type=int, default=200)
+    p.add_argument("--N", type=int, default=64)
+    p.add_argument("--M", type=int, default=96)
+    p.add_argument("--patch", type=int, default=128)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--ema", type=float, default=0.995)
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    arms, seeds = args.arms.split(","), [int(s) for s in args.seeds.split(",")]
+    if unknown := set(arms) - set(ARMS):
+        raise SystemExit(f"unknown arms {sorted(unknown)}; choose from {', '.join(ARMS)}")
+    if not args.report_only:
+        for seed in seeds:
+            for arm in [BASELINE, *[a for a in arms if a != BASELINE]]:
+                start = time.time()
+                spent = run(arm_config(arm, seed, args))
+                print(f"{arm} seed {seed}: {spent:.1f} min of steps ({(time.time() - start) / 60:.1f} min now)", file=sys.stderr)
+    minutes = {}
+    for folder in sorted(Path(args.out).glob("*-s*")):
+        arm, _, seed = folder.name.rpartition("-s")
+        if arm in ARMS and (folder / "val.csv").exists() and (args.steps, "last") in curves(folder):
+            minutes[(arm, int(seed))] = run_minutes(folder)
+    report(args, minutes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
