@@ -56,8 +56,8 @@ class SOAP(torch.optim.Optimizer):
                     dims = [d for d in range(grad.dim()) if grad.dim() > 1 and 1 < grad.shape[d] <= group["max_precondition_dim"]]
                     for d in dims:
                         state[f"factor{d}"] = torch.zeros(grad.shape[d], grad.shape[d], device=grad.device)
-                    state["dims"] = torch.tensor(dims, dtype=torch.int64)
-                dims = state["dims"].tolist()
+                    state["dims"] = dims  # a list: load_state_dict would cast a tensor to the parameter's dtype
+                dims = state["dims"]
                 state["step"] += 1
                 step = state["step"]
                 for d in dims:  # Shampoo's factors, an exponential moving average of G_(d) G_(d)ᵀ
