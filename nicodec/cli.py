@@ -89,7 +89,7 @@ def _compress_one(codec, src: Path, out: Path, args) -> None:
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnrefinedWarning)
-        data = codec.compress(image, quality=args.quality, refine=args.refine, max_bytes=budget,
+        data = codec.compress(image, quality=args.quality, refine=args.refine, max_bytes=budget, fast=args.fast,
                               progress=sys.stderr.isatty())
     seconds = time.perf_counter() - start
     unrefined = any(issubclass(warning.category, UnrefinedWarning) for warning in caught)
@@ -300,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-m", "--model", default=DEFAULT_MODEL, help="model name (meanscale, or meanscale-r1 for release 1) "
                    "or weights .safetensors file")
     p.add_argument("--device", help="where the transforms run: cpu (default) or cuda; files are the same bits either way")
+    p.add_argument("--fast", action="store_true", help="analysis in bfloat16 where the CPU (AMX, AVX-512 BF16) or "
+                   "GPU has it: faster, latents a little different")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("-q", "--quality", type=float, help="quality in [1, levels] (fractional allowed)")
     rate.add_argument("--max-bytes", type=int, metavar="N", help="the highest quality whose file fits in N bytes")

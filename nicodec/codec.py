@@ -108,7 +108,7 @@ class Codec:
         return (-(-h // s) * s, -(-w // s) * s)
 
     def compress(self, image, quality: float | None = None, refine: int = 0, max_bytes: int | None = None,
-                 progress: bool = False) -> bytes:
+                 progress: bool = False, fast: bool = False) -> bytes:
         """Compress a PIL image, (H, W[, C]) uint8 array or (C, H, W) tensor to ``.nic`` bytes.
 
         A PIL image is coded upright (its EXIF orientation applied) and keeps its ICC profile
@@ -118,15 +118,17 @@ class Codec:
         encoding (each step costs about two decodes), a lower rate–distortion cost; the file
         decodes as any other. ``max_bytes`` (instead of ``quality``): the highest quality whose
         file fits in that many bytes (:mod:`nicodec.rate_control`); with ``refine``, the refined
-        file where it fits too. ``progress``: a progress bar on stderr while refining.
+        file where it fits too. ``progress``: a progress bar on stderr while refining. ``fast``:
+        the analysis transform in bfloat16 where the CPU (AMX, AVX-512 BF16) or GPU has it — faster,
+        slightly different latents (docs/benchmarks.md); the file decodes as any other.
         """
-        return self._encode(image, quality, False, refine, max_bytes, progress)[0]
+        return self._encode(image, quality, False, refine, max_bytes, progress, fast)[0]
 
     def encode(self, image, quality: float | None = None, refine: int = 0, max_bytes: int | None = None,
-               progress: bool = False) -> tuple[bytes, Coded]:
+               progress: bool = False, fast: bool = False) -> tuple[bytes, Coded]:
         """Like :meth:`compress`, also returning the encoder's latents and reconstruction (which
         costs a run of the synthesis transform: :meth:`compress` skips it)."""
-        return self._encode(image, quality, True, refine, max_bytes, progress)
+        return self._encode(image, quality, True, refine, max_bytes, progress, fast)
 
     def _refinement_lambda(self, quality: float) -> tuple[float, str]:
         lambdas = self.metadata.get("lambdas")
@@ -145,7 +147,7 @@ class Codec:
         return steps
 
     def _encode(self, image, quality: float | None, reconstruct: bool, refine: int = 0,
-                max_bytes: int | None = None, progress: bool = False) -> tuple[bytes, Coded]:
+                max_bytes: int | None = None, progress: bool = False, fast: bool = False) -> tuple[bytes, Coded]:
         steps = self._check_refine(refine)
         budget = self._check_budget(max_bytes, quality)
         planes = to_planes(image)
@@ -157,7 +159,7 @@ class Codec:
         rgb = np.pad(planes.rgb, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")  # in uint8: one float copy below
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device).float().div_(255)  # (1, 3, H, W), channels-last strides
         alpha = b"" if planes.alpha is None else zlib.compress(planes.alpha.tobytes(), 9)
-        y = self.model.analyze(x)
+        y = self.model.analyze(x, fast=fast)
 
         version = self.version
         exact = version not in container.LEGACY_VERSIONS

@@ -84,8 +84,9 @@ HALOS = {"g_a": 32, "h_a": 8, "g_s": 2, "h_s": 2, "ctx": 4}
 
 @functools.lru_cache(maxsize=4)
 def fast_synthesis(device: torch.device) -> bool:
-    """Whether bfloat16 convolutions pay on ``device``: CUDA GPUs, and CPUs with AMX or AVX-512
-    BF16 (oneDNN's fast bf16 kernels); elsewhere bf16 would be emulated, slower than float32."""
+    """Whether bfloat16 convolutions pay on ``device`` (for ``fast`` analysis and synthesis): CUDA
+    GPUs, and CPUs with AMX or AVX-512 BF16 (oneDNN's fast bf16 kernels); elsewhere bf16 would be
+    emulated, slower than float32."""
     if device.type == "cuda":
         return True
     if device.type != "cpu":
@@ -145,8 +146,12 @@ class CompressionModel(nn.Module):
         return tiled(getattr(self, name), x, scale, TILE // stride, HALOS[name])
 
     @torch.no_grad()
-    def analyze(self, x: Tensor) -> Tensor:
-        """y = g_a(x) as coding computes it (channels-last, tiled): the same for every quality."""
+    def analyze(self, x: Tensor, fast: bool = False) -> Tensor:
+        """y = g_a(x) as coding computes it (channels-last, tiled): the same for every quality.
+        ``fast``: in bfloat16 where the hardware has it (:func:`fast_synthesis`), float32 out."""
+        if fast and fast_synthesis(x.device):
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                return self._analyze(_nhwc(x)).float()
         return self._analyze(_nhwc(x))
 
     def _analyze(self, x: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ the test instead of being re-recorded.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import sys
@@ -74,7 +75,7 @@ def main() -> int:
     for name, spec, version, mode, icc in cases():
         if name in index:
             continue
-        codec = nicodec.load(spec)
+        codec = copy.copy(nicodec.load(spec))  # (load's codecs are shared)
         codec.version = version
         data = codec.compress(golden_image(mode, icc), quality=5.0)
         version = 2 if version == 1 and icc else version  # a legacy file with metadata is version 2

@@ -644,7 +644,11 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
     if not c.new_levels_only:  # else the densities are the --init weights' and keep their tail quantiles exactly
         model.update()
     calibrated = {}
-    if needs_calibration(model):
+    inherited = _inherited_integer_hyper(c) if c.new_levels_only else None
+    if inherited is not None:  # the old levels keep coding exactly as the --init weights did
+        model.set_integer_hyper(inherited)
+        calibrated = {"calibration": {"inherited_from": Path(c.init).name}}
+    elif needs_calibration(model):
         folder = Path(calibration or c.data)
         if not folder.is_dir():
             raise NicodecError(f"{c.model} weights need calibration photos (the run's {folder} is not here): --calibration FOLDER")
@@ -679,6 +683,19 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _inherited_integer_hyper(c: TrainConfig):
+    """The --init weights' integer hyper-synthesis, for a --new-levels-only export: recalibrating
+    over the new level's ranges would move the old levels' requantisation and so their files. A
+    new level outside the calibrated ranges saturates (integer clamps), which stays exact."""
+    from ..weights import load_weights
+
+    if not c.init or Path(c.init).suffix != ".safetensors":
+        return None
+    parent, _ = load_weights(Path(c.init))
+    network = getattr(parent, "h_s_int", None)
+    return network if network is not None and parent.exact_ready else None
 
 
 def _device(name: str, local_rank: int) -> torch.device:
