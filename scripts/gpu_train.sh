@@ -88,7 +88,7 @@ for name in $MODELS; do
     for extra in "$EXTRA_ARGS" ""; do
         left=$((HARD_STOP - ($(date +%s) - T0)))
         minutes=$($PY -c "print(round($MINUTES - ($(date +%s) - $t_train) / 60, 2))")
-        $PY -c "import sys; sys.exit($minutes < 0.2 or $left < 20)" || break
+        $PY -c "import sys; sys.exit($minutes < 0.05 or $left < 20)" || break
         timeout -s INT "$left" $PY -m nicodec train "${args[@]}" --minutes "$minutes" $extra --out "$RUNS/$name" >> "$RUNS/$name.log" 2>&1
         status=$?; echo "$name: training (${extra:-no extra options}) exited with $status" >> "$RUNS/$name.log"
         [ -f "$RUNS/$name/checkpoint.pt" ] || [ -z "$extra" ] && break

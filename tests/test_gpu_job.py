@@ -39,7 +39,7 @@ def test_the_standing_job_runs_end_to_end_on_a_cpu_in_about_a_minute(tmp_path):
     anchor.write_text(json.dumps({"name": "vtm", "results": {"bpp": [0.02, 0.2, 1, 3, 8], "psnr-rgb": [5, 12, 20, 30, 45]}}))
     out, runs = tmp_path / "out", tmp_path / "runs"
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1", "DEVICE": "cpu", "N": "8", "M": "12",
-           "BATCH": "2", "PATCH": "64", "WARMUP": "2", "DEFAULT_QUALITY": "2", "MINUTES": "0.1", "HARD_STOP": "60", "JOBS": "1",
+           "BATCH": "2", "PATCH": "64", "WARMUP": "2", "DEFAULT_QUALITY": "2", "MINUTES": "0.25", "HARD_STOP": "60", "JOBS": "1",
            "DATA": str(folders["train"]), "KODAK": str(folders["kodak"]), "HELD_OUT": str(folders["held-out"]),
            "ANCHOR": str(anchor), "INIT_MEANSCALE": str(shipped), "SHIPPED_MEANSCALE": str(shipped),
            "EXTRA_ARGS": "--no-such-option", "OUT": str(out), "RUNS": str(runs)}  # fails: the job retries without it
