@@ -41,16 +41,18 @@ ARMS = {
     "adam-lr3": {"lr": 6e-4},  # three times the baseline's LR
     "soap": {"optimizer": "soap", "lr": 2e-3},  # SOAP needs ~10× Adam's LR here (docs/training.md)
     "downscale": {"min_scale": 0.5},
+    "jpeg-pack": {"data": "PACK"},  # the JPEG q92 pack a GPU trains on (--pack) instead of the PNGs
 }
 BASELINE = "adam"
 
 
 def arm_config(arm: str, seed: int, args) -> TrainConfig:
-    base = dict(data=args.data, model="meanscale", N=args.N, M=args.M, patch=args.patch, batch=args.batch,
+    base = dict(data=args.data, model="meanscale", lambdas=tuple(float(v) for v in args.lambdas.split(",")), N=args.N, M=args.M, patch=args.patch, batch=args.batch,
                 steps=args.steps, lr=2e-4, warmup=args.steps // 12, val=args.val, val_every=args.val_every,
                 checkpoint_every=args.val_every, log_every=50, threads=1, progress=False, device="cpu",
                 ema=args.ema, seed=seed, out=str(Path(args.out) / f"{arm}-s{seed}"))
-    return TrainConfig(**{**base, **ARMS[arm]})
+    changes = {k: (args.pack if v == "PACK" else v) for k, v in ARMS[arm].items()}
+    return TrainConfig(**{**base, **changes})
 
 
 def run(config: TrainConfig) -> float:
@@ -142,11 +144,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="training photos (their held-out ones are left out)")
     p.add_argument("--val", required=True, help="validation images: held-out photos (scripts/held_out.py)")
+    p.add_argument("--pack", default="../shared/data/train-gpu", help="the JPEG pack for the jpeg-pack arm")
     p.add_argument("--out", default="runs/recipe")
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {', '.join(ARMS)}")
     p.add_argument("--seeds", default="0")
     p.add_argument("--steps", type=int, default=1200)
     p.add_argument("--val-every", type=int, default=200)
+    p.add_argument("--lambdas", default="0.0035,0.013,0.0483", help="the rate levels' λ (CompressAI's 2nd, 4th, 6th)")
     p.add_argument("--N", type=int, default=64)
     p.add_argument("--M", type=int, default=96)
     p.add_argument("--patch", type=int, default=128)
@@ -160,7 +164,7 @@ def main() -> int:
         raise SystemExit(f"unknown arms {sorted(unknown)}; choose from {', '.join(ARMS)}")
     if not args.report_only:
         for seed in seeds:
-            for arm in [BASELINE, *[a for a in arms if a != BASELINE]]:
+            for arm in sorted(arms, key=lambda a: a != BASELINE):  # the baseline first (or in another process)
                 start = time.time()
                 spent = run(arm_config(arm, seed, args))
                 print(f"{arm} seed {seed}: {spent:.1f} min of steps ({(time.time() - start) / 60:.1f} min now)", file=sys.stderr)
