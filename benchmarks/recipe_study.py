@@ -28,6 +28,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from nicodec.errors import NicodecError
@@ -39,6 +40,7 @@ from nicodec.training.train import load_checkpoint
 ARMS = {
     "adam": {},
     "adam-lr3": {"lr": 6e-4},  # three times the baseline's LR
+    "adam-lr10": {"lr": 2e-3},  # SOAP's LR: is SOAP's lead its optimiser or its LR?
     "soap": {"optimizer": "soap", "lr": 2e-3},  # SOAP needs ~10× Adam's LR here (docs/training.md)
     "downscale": {"min_scale": 0.5},
     "jpeg-pack": {"data": "PACK"},  # the JPEG q92 pack a GPU trains on (--pack) instead of the PNGs
@@ -52,6 +54,8 @@ def arm_config(arm: str, seed: int, args) -> TrainConfig:
                 checkpoint_every=args.val_every, log_every=50, threads=1, progress=False, device="cpu",
                 ema=args.ema, seed=seed, out=str(Path(args.out) / f"{arm}-s{seed}"))
     changes = {k: (args.pack if v == "PACK" else v) for k, v in ARMS[arm].items()}
+    if arm != BASELINE:  # the same schedule as the baseline's, cut at --stop-at
+        changes["stop_at"] = args.stop_at
     return TrainConfig(**{**base, **changes})
 
 
@@ -59,7 +63,7 @@ def run(config: TrainConfig) -> float:
     """Train (or finish) one arm; returns its wall-clock minutes of training steps (train.csv)."""
     out = Path(config.out)
     checkpoint = out / "checkpoint.pt"
-    done = checkpoint.exists() and load_checkpoint(checkpoint, lazy=True)["step"] >= config.steps
+    done = checkpoint.exists() and load_checkpoint(checkpoint, lazy=True)["step"] >= (config.stop_at or config.steps)
     if not done:
         resume = checkpoint.exists()
         if not resume and out.exists():
@@ -92,10 +96,34 @@ def rd_cost(curve: dict[str, list[float]]) -> float:
 
 
 def bd(anchor: dict[str, list[float]], curve: dict[str, list[float]]) -> float:
-    try:
-        return bd_rate(anchor["bpp_real"], anchor["psnr"], curve["bpp_real"], curve["psnr"], piecewise=True)
-    except (NicodecError, ValueError, FloatingPointError):
-        return math.nan  # no quality range in common yet
+    """BD-rate (%) of ``curve`` against ``anchor``: the mean log-rate gap over the PSNR range both
+    cover, each curve linear in (PSNR, log bpp) between its levels (the piecewise Bjøntegaard
+    delta, which also works with three levels); nan where the two share no PSNR range."""
+    if len(anchor["psnr"]) >= 4 and len(curve["psnr"]) >= 4:
+        try:
+            return bd_rate(anchor["bpp_real"], anchor["psnr"], curve["bpp_real"], curve["psnr"], piecewise=True)
+        except (NicodecError, ValueError, FloatingPointError):
+            return math.nan
+    a, b = (sorted(zip(c["psnr"], c["bpp_real"])) for c in (anchor, curve))
+    low, high = max(a[0][0], b[0][0]), min(a[-1][0], b[-1][0])
+    if high <= low or any(p1 <= p0 for (p0, _), (p1, _) in [*zip(a, a[1:]), *zip(b, b[1:])]):
+        return math.nan
+    grid = np.linspace(low, high, 201)
+    gap = [np.interp(grid, [p for p, _ in c], [math.log(r) for _, r in c]) for c in (b, a)]
+    return float((math.exp(float(np.mean(gap[0] - gap[1]))) - 1) * 100)
+
+
+def bd_psnr(anchor: dict[str, list[float]], curve: dict[str, list[float]]) -> float:
+    """Mean PSNR gap (dB) of ``curve`` over ``anchor`` over the log-rate range both cover, each linear
+    in (log bpp, PSNR) between its levels; nan where they share no rate range. Early in training a
+    curve may lie wholly below the anchor's PSNR range (no BD-rate) while their rates overlap."""
+    a, b = (sorted((math.log(r), p) for r, p in zip(c["bpp_real"], c["psnr"])) for c in (anchor, curve))
+    low, high = max(a[0][0], b[0][0]), min(a[-1][0], b[-1][0])
+    if high <= low:
+        return math.nan
+    grid = np.linspace(low, high, 201)
+    gap = [np.interp(grid, [r for r, _ in c], [p for _, p in c]) for c in (b, a)]
+    return float(np.mean(gap[0] - gap[1]))
 
 
 def reached(points: list[tuple[int, float]]) -> float:
@@ -109,31 +137,41 @@ def reached(points: list[tuple[int, float]]) -> float:
 def report(args, minutes: dict) -> None:
     """The table over every (arm, seed) run in ``minutes`` whose seed has a baseline run."""
     rows = []
-    print(f"\nBD-rate (PSNR, real bpp on {Path(args.val).name}) against the final curve of `{BASELINE}` with the same seed; "
-          f"J = mean over levels of real bpp + λ·255²·MSE\n")
-    print("| arm | seed | weights | min / 100 steps | " + " | ".join(f"step {s}" for s in _steps(args)) + " | reaches baseline at | final J |")
+    print(f"\nReal bpp and PSNR on {Path(args.val).name} against the final curve of `{BASELINE}` with the same seed: "
+          f"BD-PSNR (BD-rate where the PSNR ranges overlap); reached: the first step with BD-PSNR ≥ 0 (linear between "
+          f"validations); J = mean over levels of real bpp + λ·255²·MSE\n")
+    print("| arm | seed | weights | min / 100 steps | " + " | ".join(f"step {s}" for s in _steps(args)) + " | reaches baseline at | J at its last step |")
     print("|---|---|---|---|" + "---|" * len(_steps(args)) + "---|---|")
     for arm, seed in sorted(minutes, key=lambda k: (k[1], k[0] != BASELINE, k[0])):
-        if (BASELINE, seed) not in minutes:
-            continue
-        anchor = curves(Path(args.out) / f"{BASELINE}-s{seed}")[(args.steps, "last")]
-        if True:
-            found = curves(Path(args.out) / f"{arm}-s{seed}")
-            for weights in ("last", "ema"):
-                points = [(s, bd(anchor, found[(s, weights)])) for s in _steps(args) if (s, weights) in found]
-                final = found.get((args.steps, weights))
-                step = reached(points)
-                cells = " | ".join(f"{b:+.1f} %" if math.isfinite(b) else "—" for _, b in points)
-                pace = minutes.get((arm, seed), math.nan) / args.steps * 100
-                print(f"| {arm} | {seed} | {weights} | {pace:.2f} | {cells} | "
-                      f"{f'{step:.0f} ({step / args.steps:.0%})' if math.isfinite(step) else 'no'} | "
-                      f"{rd_cost(final):.4f} |" if final else "| — |")
-                rows += [{"arm": arm, "seed": seed, "weights": weights, "step": s, "bd_rate": b,
-                          "J": rd_cost(found[(s, weights)])} for s, b in points]
+        anchor = curves(Path(args.out) / f"{BASELINE}-s{seed}").get((args.steps, "last")) if (BASELINE, seed) in minutes else None
+        if anchor is None:
+            continue  # no finished baseline with this seed
+        found = curves(Path(args.out) / f"{arm}-s{seed}")
+        for weights in ("last", "ema"):
+            points = [(s, bd(anchor, found[(s, weights)]), bd_psnr(anchor, found[(s, weights)]))
+                      for s in _steps(args) if (s, weights) in found]
+            if not points:
+                continue
+            last = points[-1][0]
+            step, by_step = reached([(s, -db) for s, _, db in points]), {s: (b, db) for s, b, db in points}
+            cells = " | ".join(_cell(*by_step.get(s, (math.nan, math.nan))) for s in _steps(args))
+            pace = minutes[(arm, seed)] / last * 100
+            print(f"| {arm} | {seed} | {weights} | {pace:.2f} | {cells} | "
+                  f"{f'{step:.0f} ({step / args.steps:.0%})' if math.isfinite(step) else 'no'} | "
+                  f"{rd_cost(found[(last, weights)]):.3f} (step {last}) |")
+            rows += [{"arm": arm, "seed": seed, "weights": weights, "step": s, "bd_rate": b, "bd_psnr": db,
+                      "J": rd_cost(found[(s, weights)])} for s, b, db in points]
     with (Path(args.out) / "study.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, ["arm", "seed", "weights", "step", "bd_rate", "J"])
+        writer = csv.DictWriter(f, ["arm", "seed", "weights", "step", "bd_rate", "bd_psnr", "J"])
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _cell(rate: float, psnr: float) -> str:
+    """BD-PSNR, and BD-rate where the PSNR ranges overlap."""
+    if not math.isfinite(psnr):
+        return "—"
+    return f"{psnr:+.2f} dB" + (f" ({rate:+.0f} %)" if math.isfinite(rate) else "")
 
 
 def _steps(args) -> list[int]:
@@ -156,6 +194,9 @@ def main() -> int:
     p.add_argument("--patch", type=int, default=128)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--ema", type=float, default=0.995)
+    p.add_argument("--stop-at", type=int, default=0,
+                   help="arms other than the baseline stop here (their schedule still that of --steps): enough to "
+                        "tell whether they reach the baseline's final curve within this many steps")
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -171,7 +212,7 @@ def main() -> int:
     minutes = {}
     for folder in sorted(Path(args.out).glob("*-s*")):
         arm, _, seed = folder.name.rpartition("-s")
-        if arm in ARMS and (folder / "val.csv").exists() and (args.steps, "last") in curves(folder):
+        if arm in ARMS and (folder / "val.csv").exists() and curves(folder):
             minutes[(arm, int(seed))] = run_minutes(folder)
     report(args, minutes)
     return 0

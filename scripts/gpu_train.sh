@@ -17,7 +17,9 @@
 #                        until channelctx beats it at equal GPU minutes, docs/training.md)
 #   INIT_<MODEL>         weights to continue from [candidates/<model>.safetensors if the repository keeps
 #                        one (a model still catching up), else the newest release]; empty: from scratch
-#   MINUTES [6.5]  HARD_STOP [450 s after the start]  BATCH [32]  PATCH [256]  LR [2e-4]  WARMUP [500]
+#   MINUTES [6.5]  HARD_STOP [450 s after the start]  BATCH [32]  PATCH [256]  WARMUP [500]
+#   OPTIMIZER [soap]  LR [2e-3 with soap, 2e-4 with adam]  EMA [0.999: the exported weights are the moving average]
+#                        (the CPU recipe study in docs/training.md; OPTIMIZER=adam EMA=0 is the recipe of sessions 1-4)
 #   N, M [128, 192]  DEVICE [auto]  EXTRA_ARGS [--compile on a GPU] more `nicodec train` options; a run that
 #                        fails before its first checkpoint is started again without them for the minutes left
 #   DATA [.gpu-data/train-gpu]  KODAK [.gpu-data/kodak]  HELD_OUT [.gpu-data/held-out]
@@ -35,7 +37,8 @@ DATA=${DATA:-.gpu-data/train-gpu}; KODAK=${KODAK:-.gpu-data/kodak}; HELD_OUT=${H
 ANCHOR=${ANCHOR:-.gpu-data/anchors/vtm.json}
 MODELS=${MODELS:-meanscale}
 MINUTES=${MINUTES:-6.5}; HARD_STOP=${HARD_STOP:-450}
-N=${N:-128}; M=${M:-192}; BATCH=${BATCH:-32}; PATCH=${PATCH:-256}; LR=${LR:-2e-4}; WARMUP=${WARMUP:-500}
+N=${N:-128}; M=${M:-192}; BATCH=${BATCH:-32}; PATCH=${PATCH:-256}; WARMUP=${WARMUP:-500}
+OPTIMIZER=${OPTIMIZER:-soap}; LR=${LR:-$([ "$OPTIMIZER" = soap ] && echo 2e-3 || echo 2e-4)}; EMA=${EMA:-0.999}
 DEVICE=${DEVICE:-auto}; JOBS=${JOBS:-$(nproc)}; EVAL_IMAGES=${EVAL_IMAGES:-}
 GPU=$($PY -c "import torch; print(int(torch.cuda.is_available()))" 2>/dev/null)
 [ "$DEVICE" = cpu ] && GPU=0
@@ -79,9 +82,10 @@ for name in $MODELS; do
     shipped_var=SHIPPED_${name^^}
     shipped=${!shipped_var-$(weights_of compare "$name")}
     args=(--data "$DATA" --model "$name" --N "$N" --M "$M" --batch "$BATCH" --patch "$PATCH" --lr "$LR" --warmup "$WARMUP"
+          --optimizer "$OPTIMIZER" --ema "$EMA"
           --device "$DEVICE" --steps 1000000 --checkpoint-every 1000 --log-every 100 --no-progress)
     [ -n "$init" ] && args+=(--init "$init")
-    echo "$name: from ${init:-scratch}, $MINUTES min ${EXTRA_ARGS:+($EXTRA_ARGS)}, compared with ${shipped:-nothing}" | tee -a "$OUT/gpu.txt"
+    echo "$name: from ${init:-scratch}, $MINUTES min, $OPTIMIZER LR $LR, EMA $EMA ${EXTRA_ARGS:+($EXTRA_ARGS)}, compared with ${shipped:-nothing}" | tee -a "$OUT/gpu.txt"
     ( while sleep 90; do snapshot "$name"; done ) >/dev/null 2>&1 &  # not holding stdout: the call ends when training does
     exporter=$!
     t_train=$(date +%s)
