@@ -4,14 +4,18 @@ Each arm is a short `nicodec train` run of a small meanscale model from scratch 
 seed(s), steps and validation: real bpp and PSNR of `.nic` files of held-out photos (never trained
 on: nicodec/training/holdout.py) every ``--val-every`` steps, of the last weights and of their
 moving average (every arm keeps one, which does not change its training). Then, per arm and
-validation step, the BD-rate against the baseline arm's final curve (same seed), and the first
-step at which it reaches that curve (BD-rate ≤ 0, interpolated between validations).
+validation step, the BD-PSNR (and BD-rate where the PSNR ranges overlap) against the baseline
+arm's final curve (same seed), and the first step at which it reaches that curve (BD-PSNR ≥ 0,
+interpolated between validations).
 
     python scripts/held_out.py ../shared/data/train results/held-out-192 --crop 192
-    python benchmarks/recipe_study.py --data ../shared/data/train --val results/held-out-192 \\
-        --out runs/recipe --arms adam,adam-lr3,soap,downscale --seeds 0,1
-    python benchmarks/recipe_study.py ... --report-only          # tables from the runs already there
+    S="--data ../shared/data/train --val results/held-out-192 --out runs/recipe --N 32 --M 32 --steps 2000 --val-every 250"
+    python benchmarks/recipe_study.py $S --arms adam                           # the baseline, all its steps
+    python benchmarks/recipe_study.py $S --arms soap,adam-lr10 --stop-at 1200   # others: to 60 % (same schedule)
+    python benchmarks/recipe_study.py $S --report-only                         # tables from the runs already there
 
+Arms listed in one call run one after another; separate calls may run side by side (each arm has
+its own folder). The numbers of 2026-12-01 are in docs/training.md.
 Resumable: an arm whose run has finished is not run again; an interrupted one is continued.
 Prints Markdown tables (docs/training.md, "The recipe: a CPU study") and writes ``study.csv``.
 """
