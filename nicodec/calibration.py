@@ -1,7 +1,7 @@
 """Calibration: giving a trained hyperprior model the integer hyper-synthesis that coding uses.
 
-The integer copy of h_s (:mod:`nicodec.integer_network`) needs the range of every activation it
-quantises. They are measured once, when weights are exported, by running the model on training
+The integer copy of h_s (:mod:`nicodec.integer_network`) — and of every channel-context network,
+in models that have them — needs the range of every activation it quantises. They are measured once, when weights are exported, by running the model on training
 photographs at every rate level, and stored with the weights — the decoder never recomputes them,
 so encoder and decoder use the same integers whatever the machine. Measured on Kodak (container
 version 3 against the float path, 24 images × 10 levels, `python benchmarks/integer_path.py`), 8-bit
@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .errors import NicodecError
 from .integer_network import IntegerNetwork, record_ranges
-from .models import CompressionModel, ScaleHyperprior
+from .models import ChannelContextHyperprior, CompressionModel, ScaleHyperprior
 
 ACT_BITS = 8  # activations between the layers (unsigned after a ReLU)
 INPUT_BITS = 8  # the input ẑ / gain
@@ -45,11 +45,21 @@ def calibrate(model: CompressionModel, images: Iterable[Tensor], qualities: Sequ
     assert isinstance(model, ScaleHyperprior)
     levels = model.config.levels
     qualities = list(qualities) if qualities is not None else [float(q) for q in np.arange(1.0, levels + 0.25, 0.5)]
-    inputs = [z for x in images for z in model.hyper_synthesis_inputs(x, qualities)]
+    images_seen = list(images)
+    inputs = [z for x in images_seen for z in model.hyper_synthesis_inputs(x, qualities)]
     if not inputs:
         raise NicodecError("calibration needs at least one image")
     ranges = record_ranges(model.h_s, inputs)
     model.set_integer_hyper(IntegerNetwork.from_float(model.h_s, ranges, act_bits=ACT_BITS, input_bits=INPUT_BITS))
+    if isinstance(model, ChannelContextHyperprior):  # what each context network sees, from the float model
+        seen = [[] for _ in model.ctx]
+        for x in images_seen:
+            for k, inputs in enumerate(model.context_inputs(x, qualities)):
+                seen[k] += inputs
+        model.set_integer_context([
+            IntegerNetwork.from_float(network, record_ranges(network, inputs), act_bits=ACT_BITS, input_bits=INPUT_BITS)
+            for network, inputs in zip(model.ctx, seen)
+        ])
     return model
 
 

@@ -15,6 +15,11 @@ rate estimation, encoding and decoding cannot drift apart:
 A coder is called as ``coder(name, entropy_model, value, cond, size)`` and returns the latent
 the rest of the model continues with. ``value`` is None when decoding; ``size`` gives the shape
 when the conditioning does not (the first latent of a hierarchy).
+
+A latent coded in parts, one after another (the channel groups of ``y`` in a channel-context
+model), names them ``y.0``, ``y.1``, ...: the model passes the whole latent through :func:`offer`
+first (so that a given ``y`` replaces it) and hands the assembled result to :func:`record`, and
+coders treat the parts as members of the family ``y`` (:func:`family`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,25 @@ from .entropy_models import EntropyModel
 from .errors import CorruptFileError
 
 QuantMode = Literal["noise", "ste", "mixed"]
+
+
+def family(name: str) -> str:
+    """The latent a part belongs to: ``y`` for ``y.3``; a latent coded whole is its own family."""
+    return name.split(".", 1)[0]
+
+
+def offer(coder, name: str, value: Tensor | None) -> Tensor | None:
+    """What to code as the latent ``name`` whose parts are coded one by one: the value an
+    :class:`OverridingCoder` was given for it, else ``value`` (None when decoding)."""
+    substitute = getattr(coder, "substitute", None)
+    return value if substitute is None else substitute(name, value)
+
+
+def record(coder, name: str, latent: Tensor) -> None:
+    """Store the assembled latent ``name`` beside its parts, for coders that keep latents."""
+    latents = getattr(coder, "latents", None)
+    if latents is not None:
+        latents[name] = latent
 
 
 def _round_around(value: Tensor, center: Tensor | None) -> Tensor:
@@ -115,7 +139,7 @@ class SoftRoundingCoder:
         self._hard.likelihoods = self.likelihoods
 
     def __call__(self, name: str, model: EntropyModel, value: Tensor, cond, size=None) -> Tensor:
-        if name not in self.soft:
+        if family(name) not in self.soft:
             return self._hard(name, model, value, cond, size)
         center = model.center(cond)
         offset = value if center is None else value - center
@@ -150,12 +174,20 @@ class OverridingCoder:
     def exact(self) -> bool:
         return getattr(self.inner, "exact", False)
 
-    def __call__(self, name: str, model: EntropyModel, value: Tensor | None, cond, size=None) -> Tensor:
+    @property
+    def latents(self) -> dict[str, Tensor] | None:
+        return getattr(self.inner, "latents", None)
+
+    def substitute(self, name: str, value: Tensor | None) -> Tensor | None:
+        """The value to code for ``name``: the given one if any (same shape), else ``value``; records the offer."""
         self.offered[name] = value
         given = self.values.get(name)
         if given is not None and value is not None and given.shape != value.shape:
             raise ValueError(f"latent {name!r} has shape {tuple(value.shape)}, the value given {tuple(given.shape)}")
-        return self.inner(name, model, value if given is None else given, cond, size)
+        return value if given is None else given
+
+    def __call__(self, name: str, model: EntropyModel, value: Tensor | None, cond, size=None) -> Tensor:
+        return self.inner(name, model, self.substitute(name, value), cond, size)
 
 
 class DecodingCoder:

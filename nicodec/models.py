@@ -10,16 +10,21 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import itertools
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .entropy_models import EntropyBottleneck, GaussianConditional, GaussianParams
 from .integer_network import IntegerNetwork, layers_of
-from .latent_coders import DecodingCoder, EncodingCoder, OverridingCoder, QuantMode, RelaxedCoder, RoundingCoder
+from . import exact as xm
+from .latent_coders import (
+    DecodingCoder, EncodingCoder, OverridingCoder, QuantMode, RelaxedCoder, RoundingCoder, offer, record,
+)
 from .layers import GDN, conv, deconv
 from .tiling import tiled
 from .variable_rate import Gains
@@ -71,9 +76,10 @@ def _nhwc(t: Tensor) -> Tensor:
 # by a halo covering the transform's receptive field, in its input's units (tests/test_tiling.py
 # checks that each is enough and one step less is not): an output of g_a sees ±30 pixels (four
 # 5×5 stride-2 convolutions: 2 + 4 + 8 + 16), of h_a ±7 latents (3×3, then two 5×5 stride 2:
-# 1 + 2 + 4), of g_s ±2 latents and of h_s ±2 hyper-latents (rounded up to the input's stride).
+# 1 + 2 + 4), of g_s ±2 latents and of h_s ±2 hyper-latents (rounded up to the input's stride),
+# of a channel-context network ±4 latents (a 5×5 and two 3×3 convolutions, stride 1: 2 + 1 + 1).
 TILE = 1024
-HALOS = {"g_a": 32, "h_a": 8, "g_s": 2, "h_s": 2}
+HALOS = {"g_a": 32, "h_a": 8, "g_s": 2, "h_s": 2, "ctx": 4}
 
 
 @functools.lru_cache(maxsize=4)
@@ -112,6 +118,7 @@ class CompressionModel(nn.Module):
 
     name: ClassVar[str]
     stride: ClassVar[int]
+    warm_start_from: ClassVar[tuple[str, ...]] = ()  # architectures whose weights this one can start from (--init)
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -238,7 +245,7 @@ class CompressionModel(nn.Module):
         value across a table boundary, and the file's parameter CRC reports the case that would.
         """
         modules = self._modules
-        self._modules = {k: v for k, v in modules.items() if k not in ("g_a", "g_s", "h_s_int")}
+        self._modules = {k: v for k, v in modules.items() if k not in ("g_a", "g_s") and not k.endswith("_int")}
         try:
             coding = copy.deepcopy(self)
         finally:
@@ -365,8 +372,135 @@ class MeanScaleHyperprior(ScaleHyperprior):
         return GaussianParams(scales=scales * gain, means=means * gain)
 
 
+def channel_groups(M: int) -> tuple[tuple[int, int], ...]:
+    """(start, stop) of each channel group of y: ELIC's uneven split (He et al. 2022) scaled to M,
+    s, s, 2s, 4s and the rest with s = M // 12 (16, 16, 32, 64, 64 for M = 192), fewer groups when
+    M is too small for five. Small groups first: the first channels carry most of the energy, and
+    each later group has more decoded channels to be predicted from."""
+    s = max(1, M // 12)
+    sizes, left = [], M
+    for want in (s, s, 2 * s, 4 * s):
+        if left - want < 1:
+            break
+        sizes.append(want)
+        left -= want
+    sizes.append(left)
+    bounds = [0, *itertools.accumulate(sizes)]
+    return tuple(zip(bounds[:-1], bounds[1:]))
+
+
+class ChannelContextHyperprior(MeanScaleHyperprior):
+    """Mean-scale hyperprior with channel-wise autoregression (Minnen & Singh 2020, ICIP), with
+    ELIC's uneven channel groups (He et al. 2022; no spatial context inside a group).
+
+    y is coded in groups one after another (``y.0``, ``y.1``, ...). Group 0 uses the mean and scale
+    the hyper-synthesis predicts, as meanscale does; each later group k has a small network
+    ``ctx[k-1]`` that sees the group's hyper prediction and the decoded groups before it and
+    corrects it: scale · exp(Δs), mean + Δm (unscaled domain; the decoded groups enter divided by
+    their gains, so one network serves every rate). Its last layer starts at zero, so a model
+    warm-started from meanscale's weights (``--init``) codes exactly as meanscale does and training
+    can only add. The decoder runs the groups in turn: no serial per-pixel context. In container
+    version 3 every context network runs as an integer network (:mod:`nicodec.integer_network`),
+    calibrated with h_s, and the corrections are exact float64 arithmetic.
+    """
+
+    name = "channelctx"
+    warm_start_from = ("meanscale",)
+    LOG_SCALE_LIMIT = 10.0  # |Δs| is clamped: exp stays finite whatever an untrained network says
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.groups = channel_groups(config.M)
+        self.ctx = nn.ModuleList(self._context_network(start, stop - start) for start, stop in self.groups[1:])
+        for network in self.ctx:
+            nn.init.zeros_(network[-1].weight)
+            nn.init.zeros_(network[-1].bias)
+        self.ctx_int = nn.ModuleList(IntegerNetwork(layers_of(n)) for n in self.ctx) if config.integer_hyper else None
+
+    @staticmethod
+    def _context_network(decoded: int, width: int) -> nn.Sequential:
+        """(hyper scale and mean of the group, the ``decoded`` channels before it) → (Δs, Δm)."""
+        inputs, outputs = 2 * width + decoded, 2 * width
+        hidden = max(8, (inputs + outputs) // 2)
+        return nn.Sequential(
+            conv(inputs, hidden, 5, 1), nn.ReLU(), conv(hidden, hidden, 3, 1), nn.ReLU(), conv(hidden, outputs, 3, 1),
+        )
+
+    @property
+    def exact_ready(self) -> bool:
+        return super().exact_ready and self.ctx_int is not None and all(int(n.input_limit) > 0 for n in self.ctx_int)
+
+    def code(self, coder, quality, y, size):
+        exact = exact_coding(coder)
+        gain = self.y_gain.exact(quality) if exact else self.y_gain(quality)
+        z_gain = self.z_gain.exact(quality) if exact else self.z_gain(quality)
+        y_gained = offer(coder, "y", None if y is None else y * gain)
+        z = None
+        if y_gained is not None:
+            z = self._transform("h_a", y_gained.to(self.z_gain.log_gain.dtype), Fraction(1, 4), 16).to(z_gain.dtype) * z_gain
+        b, _, h, w = size
+        z_hat = coder("z", self.z_model, z, z_gain, (b, self.config.N, h // 4, w // 4))
+        if exact:
+            hyper = tiled(lambda t: self.h_s_int(t, divisor=z_gain), z_hat, 4, TILE // 64, HALOS["h_s"])
+        else:
+            hyper = self._transform("h_s", z_hat / z_gain, 4, 64)
+        scales, means = hyper.chunk(2, dim=1)
+        decoded: list[Tensor] = []  # ŷ of each group so far, gained domain
+        seen = getattr(coder, "context_inputs", None)  # calibration collects what each network sees
+        for k, (start, stop) in enumerate(self.groups):
+            s, m = scales[:, start:stop], means[:, start:stop]
+            if k:
+                s, m = self._corrected(k - 1, s, m, torch.cat(decoded, dim=1), gain[:, :start], exact, seen)
+            part = None if y_gained is None else y_gained[:, start:stop]
+            g = gain[:, start:stop]
+            decoded.append(coder(f"y.{k}", self.y_model, part, GaussianParams(scales=s * g, means=m * g), size))
+        y_hat = torch.cat(decoded, dim=1)
+        record(coder, "y", y_hat)
+        return y_hat
+
+    def _corrected(self, index: int, s: Tensor, m: Tensor, previous: Tensor, gain: Tensor, exact: bool,
+                   seen: list[list[Tensor]] | None) -> tuple[Tensor, Tensor]:
+        """The group's (scale, mean) after context network ``index`` (unscaled domain); ``previous``:
+        the decoded groups before it (gained), ``gain``: their gains."""
+        inputs = torch.cat([s, m, previous.to(s.dtype)], dim=1)
+        ones = torch.ones_like(s[:1, :, :1, :1]).expand(gain.shape[0], -1, -1, -1)
+        divisor = torch.cat([ones, ones, gain.to(s.dtype)], dim=1)  # (B, C, 1, 1): the decoded groups lose their gains
+        if seen is not None:
+            seen[index].append((inputs / divisor).detach())
+        if exact:
+            network = self.ctx_int[index]
+            delta = tiled(lambda t: network(t, divisor=divisor), inputs, 1, TILE // 16, HALOS["ctx"])
+            d_log, d_mean = delta.chunk(2, dim=1)
+            factor = torch.from_numpy(xm.exp(np.clip(d_log.cpu().numpy(), -self.LOG_SCALE_LIMIT, self.LOG_SCALE_LIMIT)))
+            return s * factor.to(s.device), m + d_mean
+        network = self.ctx[index]
+        delta = tiled(network, (inputs / divisor).to(self.z_gain.log_gain.dtype), 1, TILE // 16, HALOS["ctx"]).to(s.dtype)
+        d_log, d_mean = delta.chunk(2, dim=1)
+        return s * torch.exp(d_log.clamp(-self.LOG_SCALE_LIMIT, self.LOG_SCALE_LIMIT)), m + d_mean
+
+    @torch.no_grad()
+    def context_inputs(self, x: Tensor, qualities: list[float]) -> list[list[Tensor]]:
+        """What each context network sees (divided by the gains, as its integer copy divides it)
+        when image x is coded at each of ``qualities`` with the float model: calibration data."""
+        y = self.analyze(x)
+        coder = RoundingCoder()
+        coder.context_inputs = [[] for _ in self.ctx]
+        for quality in qualities:
+            self.code(coder, self._quality(quality, x.shape[0]), y, self._latent_size(x.shape))
+        return coder.context_inputs
+
+    def set_integer_context(self, networks: list[IntegerNetwork]) -> None:
+        """Attach calibrated integer copies of the context networks (:mod:`nicodec.calibration`)."""
+        if len(networks) != len(self.ctx) or any(n.layers != layers_of(c) for n, c in zip(networks, self.ctx)):
+            raise ValueError("the integer networks do not match this model's context networks")
+        for network in networks:
+            network.check()
+        self.ctx_int = nn.ModuleList(networks)
+        self.config = dataclasses.replace(self.config, integer_hyper=True)
+
+
 ARCHITECTURES: dict[str, type[CompressionModel]] = {
-    cls.name: cls for cls in (FactorizedPrior, ScaleHyperprior, MeanScaleHyperprior)
+    cls.name: cls for cls in (FactorizedPrior, ScaleHyperprior, MeanScaleHyperprior, ChannelContextHyperprior)
 }
 
 

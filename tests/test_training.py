@@ -55,7 +55,7 @@ def photos(tmp_path_factory) -> Path:
 def tiny(photos: Path, out: Path, **overrides) -> TrainConfig:
     settings = dict(data=str(photos), out=str(out), model="hyperprior", N=8, M=8, lambdas=(0.005, 0.02, 0.08),
                     patch=64, batch=4, steps=20, lr=2e-3, warmup=5, log_every=5, checkpoint_every=1000,
-                    progress=False, device="cpu")
+                    progress=False, device="cpu", hold_out=0.0)
     return TrainConfig(**{**settings, **overrides})
 
 
@@ -104,7 +104,7 @@ def test_exported_weights_load_and_round_trip_an_image_through_a_file(photos, tm
     codec = nicodec.load(str(weights))
     meta = codec.metadata
     assert meta["lambdas"] == [0.005, 0.02, 0.08] and meta["steps"] == 6 and meta["distortion"] == "mse"
-    assert meta["data"] == {"folder": photos.name, "images": 7} and meta["date"] and meta["config"]["levels"] == 3
+    assert meta["data"] == {"folder": photos.name, "images": 7, "hold_out": 0.0} and meta["date"] and meta["config"]["levels"] == 3
     image = Image.open(photos / "crop2.png")
     data, coded = codec.encode(image, quality=2.5)
     (tmp_path / "crop.nic").write_bytes(data)
@@ -158,7 +158,7 @@ def test_ddp_with_two_cpu_processes_trains_on_disjoint_slices(photos, tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     ckpt = load_checkpoint(tmp_path / "ddp")
-    assert ckpt["step"] == 4 and len(ckpt["rng"]) == 2 and ckpt["data"]["images"] == 7
+    assert ckpt["step"] == 4 and len(ckpt["rng"]) == 2 and ckpt["data"]["images"] == 6  # round(8 % of 7) held out
     assert not torch.equal(ckpt["rng"][0]["data"], ckpt["rng"][1]["data"])  # each rank its own crops
     assert result.stdout.count("checkpoint at step 4") == 1  # rank 0 alone logs
 

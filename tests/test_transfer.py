@@ -188,3 +188,21 @@ def test_a_checkpoint_of_the_first_version_resumes(source, data, tmp_path):
     torch.save(ckpt, tmp_path / "checkpoint.pt")
     train_transfer(_config(source, data, tmp_path, steps=20), resume=True, progress=False)
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["step"] == 20
+
+
+def test_the_channelctx_target_starts_as_its_source_and_exports_a_calibrated_codec(source, data, tmp_path):
+    meanscale = nicodec.load(source).model
+    model = transfer_model(meanscale, "channelctx")
+    x = torch.from_numpy(np.asarray(Image.open(f"{data}/0.png"))).permute(2, 0, 1)[None, :, :64].float() / 255
+    y = meanscale.analyze(x)
+    for quality in (1.0, 2.0):  # one image at a time: the groups then draw the same noise as y does in one piece
+        rates = [rate_bpp(m, y, torch.tensor([quality]), torch.Generator().manual_seed(0)) for m in (meanscale, model)]
+        torch.testing.assert_close(rates[1], rates[0])  # its context networks start at zero: meanscale's rate
+    path = train_transfer(_config(source, data, tmp_path, target="channelctx"), progress=False)
+    with open(tmp_path / "train.csv") as f:
+        trained = [float(row["bpp"]) for row in csv.DictReader(f)]
+    assert trained[-1] < trained[0]
+    codec = nicodec.load(str(path))
+    assert codec.model.name == "channelctx" and codec.model.exact_ready and codec.metadata["calibration"]["images"] == 3
+    image = Image.open(f"{data}/1.png")
+    assert codec.decompress(codec.compress(image, quality=2)).size == image.size

@@ -33,10 +33,15 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=int, help="patches per step and process (default 16)")
     p.add_argument("--patch", type=int, help="patch side in pixels (default 256)")
     p.add_argument("--min-scale", type=float, help="random downscaling by s in [MIN_SCALE, 1] before cropping (default 1: off)")
+    p.add_argument("--hold-out", type=float, metavar="FRACTION",
+                   help="never train on this fraction of the --data photos, chosen by name (default 0.08: 24 of the 302 "
+                        "project photos; scripts/held_out.py copies them out to evaluate on; 0: train on all)")
     p.add_argument("--val", help="folder of validation images (real coded bpp at every level)")
     p.add_argument("--out", help="run folder for checkpoint and logs (default runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument("--init", help="start from these weights (.safetensors or checkpoint) with a fresh optimiser")
+    p.add_argument("--init-optimizer", metavar="CHECKPOINT",
+                   help="with --init: continue with this checkpoint's optimiser state instead of a fresh one")
     p.add_argument("--new-levels-only", action="store_true", default=None,
                    help="with --init and --lambdas adding λ values: train only the new levels' gains, all else frozen")
     p.add_argument("--train-only", type=_names, metavar="PARTS",
@@ -48,6 +53,9 @@ def register(subparsers) -> None:
     p.add_argument("--quant", choices=QUANT_MODES, help="quantisation proxy (default: mixed, noise for factorized)")
     p.add_argument("--seed", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate (default 1e-4)")
+    p.add_argument("--optimizer", choices=["adam", "soap"], help="default adam (docs/training.md has the comparison)")
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999), validated and exported; default off")
     p.add_argument("--entropy-lr-ratio", type=float, help="LR multiplier for densities and gains (default 10)")
     p.add_argument("--warmup", type=int, help="linear warm-up steps (default 1000)")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 5000)")
@@ -59,7 +67,9 @@ def register(subparsers) -> None:
     p.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop cleanly after this many minutes (checkpoint saved; --resume continues)")
     p.add_argument("--stop-at", type=int, help="stop cleanly after this step (checkpoint saved; --resume continues)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (experimental)")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--compile-mode", metavar="MODE",
+                   help="torch.compile mode with --compile: reduce-overhead (CUDA graphs), max-autotune, ... (default: torch's)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -71,6 +81,8 @@ def register(subparsers) -> None:
                    "(default: the upper middle of the range)")
     p.add_argument("--calibration", metavar="FOLDER", help="photos to calibrate the integer hyper-synthesis on "
                    "(hyperprior models; default: the run's training folder)")
+    p.add_argument("--last", action="store_true",
+                   help="the weights of the last step, not their moving average (for runs trained with --ema)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_export)
 
@@ -120,6 +132,7 @@ def cmd_export(args) -> int:
     out = Path(args.output) if args.output else (src if src.is_dir() else src.parent) / "weights.safetensors"
     if out.exists() and not args.force:
         raise NicodecError(f"{out} exists: use --force to overwrite it")
-    export_weights(src, out, half=args.half, default_quality=args.default_quality, calibration=args.calibration)
+    export_weights(src, out, half=args.half, default_quality=args.default_quality, calibration=args.calibration,
+                   average=not args.last)
     print(f"{src} -> {out} ({out.stat().st_size / 1e6:.2f} MB{', fp16' if args.half else ''})")
     return 0

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import NicodecError
+from . import holdout
 
 # Pillow's own limit on image size guards against decompression bombs; keep it.
 _READ_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -49,17 +50,19 @@ def decode_rgb(path: Path) -> np.ndarray | str:
 
 
 def load_images(
-    folder: str | Path, min_side: int = 0, shard: tuple[int, int] = (0, 1), threads: int = 8
+    folder: str | Path, min_side: int = 0, shard: tuple[int, int] = (0, 1), threads: int = 8, hold_out: float = 0.0
 ) -> list[torch.Tensor]:
     """Decode the images of ``folder`` (this shard's slice of them) into (H, W, 3) uint8 tensors.
 
     Images smaller than ``min_side`` on a side are padded (reflect, or replicate where the image
     is too small to reflect) up to it, with one warning saying how many. ``shard`` = (rank, world)
-    keeps files rank, rank + world, ... so that DDP ranks see disjoint data.
+    keeps files rank, rank + world, ... so that DDP ranks see disjoint data. ``hold_out``: leave
+    out that fraction of the files, the held-out photos (:mod:`nicodec.training.holdout`).
     """
     files = list_files(folder)
     if not files:
         raise NicodecError(f"data folder {folder} is empty: put training images (PNG, JPEG, ...) in it")
+    files = holdout.split(files, hold_out)[0]
     rank, world = shard
     mine = files[rank::world]
     with ThreadPoolExecutor(max(1, threads)) as pool:  # Pillow releases the GIL while decoding

@@ -45,6 +45,9 @@ from ..objective import ms_ssim, rd_loss  # noqa: F401 (ms_ssim: re-exported for
 from ..variable_rate import remap_levels
 from ..weights import atomic_write, save_weights
 from .data import PatchSampler, load_images
+from .ema import WeightAverage
+from .holdout import HOLD_OUT
+from .soap import SOAP
 
 # CompressAI's λ tables (first six of eight levels), so that rates and λ values compare directly.
 DEFAULT_LAMBDAS = {
@@ -52,6 +55,7 @@ DEFAULT_LAMBDAS = {
     "ms-ssim": (2.40, 4.58, 8.73, 16.64, 31.73, 60.50),
 }
 QUANT_MODES = ("noise", "ste", "mixed")
+OPTIMIZERS = ("adam", "soap")
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -75,6 +79,9 @@ class TrainConfig:
     batch: int = 16  # per process (global batch = batch × processes)
     patch: int = 256
     min_scale: float = 1.0  # < 1: random downscaling by s ∈ [min_scale, 1] before cropping
+    hold_out: float = HOLD_OUT  # fraction of the data folder's photos never trained on (training/holdout.py)
+    optimizer: str = "adam"  # adam | soap (training/soap.py)
+    ema: float = 0.0  # decay of an exponential moving average of the weights, exported and validated; 0 = none
     lr: float = 1e-4
     entropy_lr_ratio: float = 10.0  # LR multiplier for the densities and rate gains (see param_groups)
     warmup: int = 1000  # linear warm-up steps
@@ -85,6 +92,7 @@ class TrainConfig:
     out: str = ""  # run folder; "" = runs/<model>
     resume: bool = False
     init: str = ""  # start a new run from these weights (.safetensors or checkpoint); fresh optimiser
+    init_optimizer: str = ""  # with --init: a checkpoint whose optimiser state the new run continues with
     new_levels_only: bool = False  # with --init: train only the gains of levels whose λ the init weights lack
     train_only: tuple[str, ...] = ()  # with --init: train only these parts (top-level modules, e.g. y_gain, y_model)
     device: str = "auto"  # auto | cpu | cuda
@@ -97,7 +105,8 @@ class TrainConfig:
     time_limit: float = 0.0  # minutes: stop cleanly (checkpoint saved) once this much time has passed; 0 = none
     minutes: float = 0.0  # run length in wall-clock minutes, resumes included: the LR decay is placed by time; 0 = by steps
     threads: int = 0  # torch CPU threads; 0 = torch's default
-    compile: bool = False  # torch.compile the model (CUDA; experimental)
+    compile: bool = False  # torch.compile the model
+    compile_mode: str = ""  # torch.compile's mode: "" (default), reduce-overhead (CUDA graphs), max-autotune, ...
     progress: bool = True  # tqdm bar
 
     def __post_init__(self):
@@ -117,6 +126,10 @@ class TrainConfig:
             (self.patch > 0 and self.patch % stride == 0, f"--patch must be a multiple of {stride} for {self.model}, got {self.patch}"),
             (self.steps > 0 and self.batch > 0, "--steps and --batch must be positive"),
             (0 < self.min_scale <= 1, f"min_scale must be in (0, 1], got {self.min_scale}"),
+            (0 <= self.hold_out < 1, f"--hold-out must be in [0, 1), got {self.hold_out}"),
+            (self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose {', '.join(OPTIMIZERS)}"),
+            (0 <= self.ema < 1, f"--ema must be in [0, 1), got {self.ema}"),
+            (not self.init_optimizer or self.init, "--init-optimizer needs --init weights from the same checkpoint's run"),
             (self.lr > 0, f"--lr must be positive, got {self.lr}"),
             (self.entropy_lr_ratio > 0, f"--entropy-lr-ratio must be positive, got {self.entropy_lr_ratio}"),
             (self.device in ("auto", "cpu", "cuda"), f"unknown device {self.device!r}; choose auto, cpu or cuda"),
@@ -192,6 +205,25 @@ def param_groups(model: nn.Module, entropy_lr_ratio: float) -> list[dict]:
     ]
 
 
+def make_optimizer(name: str, groups: list[dict], lr: float, device: torch.device) -> torch.optim.Optimizer:
+    """Adam (PyTorch's fused kernel on CUDA: the same update in fewer launches) or SOAP
+    (:mod:`nicodec.training.soap`), over ``param_groups`` (frozen parameters get no gradient, so no step)."""
+    if name == "soap":
+        return SOAP(groups, lr=lr)
+    return torch.optim.Adam(groups, lr=lr, fused=device.type == "cuda")
+
+
+def _optimizer_state(source: str | Path, c: TrainConfig) -> dict:
+    """The optimiser state of the checkpoint ``source`` (``--init-optimizer``): that run's moments,
+    continued instead of restarted. Its step counters stay (Adam's bias corrections are done)."""
+    ckpt = load_checkpoint(source)
+    saved = ckpt["config"]
+    if saved.get("model") != c.model or saved.get("optimizer", "adam") != c.optimizer:
+        raise NicodecError(f"--init-optimizer {source} holds a {saved.get('optimizer', 'adam')} state of a "
+                           f"{saved.get('model')} run, not {c.optimizer} for {c.model}")
+    return ckpt["optimizer"]
+
+
 # --------------------------------------------------------------------------- the loop
 
 
@@ -223,7 +255,7 @@ def train(c: TrainConfig) -> Path:
 
     # -- data: decoded once; this rank's slice of the files; crops cut on the device
     try:
-        images = load_images(c.data, min_side=c.patch, shard=(rank, world))  # (H, W, 3) uint8, in RAM
+        images = load_images(c.data, min_side=c.patch, shard=(rank, world), hold_out=c.hold_out)  # (H, W, 3) uint8, in RAM
         sampler = PatchSampler(images, c.patch, c.batch, device, seed=2 * (c.seed * 1024 + rank), min_scale=c.min_scale)
         del images  # the sampler holds the (GPU) copies
         counts = _all_sum([len(sampler.images), min(1, len(sampler.images))], device, world)  # images, ranks with data
@@ -231,7 +263,7 @@ def train(c: TrainConfig) -> Path:
             raise NicodecError(f"{c.data} has too few readable images for {world} processes")
     except torch.cuda.OutOfMemoryError:
         raise NicodecError(f"the training images of {c.data} do not fit in GPU memory; use fewer or smaller images") from None
-    data_info = {"folder": Path(c.data).resolve().name, "images": int(counts[0])}
+    data_info = {"folder": Path(c.data).resolve().name, "images": int(counts[0]), "hold_out": c.hold_out}
     val_images = load_images(c.val) if c.val else []  # every rank, so that a bad folder stops them all
     if master:  # only once the data is known to be good: a failed start leaves no folder behind
         out.mkdir(parents=True, exist_ok=True)
@@ -240,15 +272,20 @@ def train(c: TrainConfig) -> Path:
     # -- model and optimiser (same initial weights on every rank; DDP broadcasts rank 0's anyway)
     torch.manual_seed(c.seed)
     raw_model = build_model(c.model, c.model_config()).to(device)
-    optimizer = torch.optim.Adam(param_groups(raw_model, c.entropy_lr_ratio), lr=c.lr)
+    optimizer = make_optimizer(c.optimizer, param_groups(raw_model, c.entropy_lr_ratio), c.lr, device)
     torch.manual_seed(2 * (c.seed * 1024 + rank) + 1)  # the quantisation noise differs per rank
     step, minutes_before = 0, 0.0
     lineage = initial_weights(raw_model, c.init, c.lambdas) if c.init else []
+    if c.init_optimizer:  # the moments of the run the --init weights come from, not a fresh start
+        optimizer.load_state_dict(_optimizer_state(c.init_optimizer, c))
+    average = WeightAverage(raw_model, c.ema) if c.ema else None
     if c.resume:  # model, optimiser, step and every random stream (the LR is a function of step)
         ckpt = load_checkpoint(ckpt_path)
         _check_compatible(ckpt["config"], c)
         raw_model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if average is not None and ckpt.get("ema") is not None:
+            average.load_state_dict(ckpt["ema"])
         step, minutes_before = ckpt["step"], float(ckpt.get("minutes", 0.0))
         lineage = ckpt.get("lineage", [])
         if len(ckpt["rng"]) == world:
@@ -268,12 +305,13 @@ def train(c: TrainConfig) -> Path:
     if world > 1:
         model = nn.parallel.DistributedDataParallel(raw_model, device_ids=[local_rank] if device.type == "cuda" else None)
     if c.compile:
-        model = torch.compile(model)
+        model = torch.compile(model, mode=c.compile_mode or None)
     lambdas = torch.tensor(c.lambdas, device=device)
 
     # -- logs (rank 0): progress bar, CSVs, optional TensorBoard
     train_log = _CsvLog(out / "train.csv", ["step", "lr", "loss", "bpp", "mse", "psnr", "mpix_s", "seconds"], step, master)
-    val_log = _CsvLog(out / "val.csv", ["step", "level", "lambda", "bpp_real", "bpp_est", "psnr", "ms_ssim", "images"], step, master and bool(c.val))
+    val_log = _CsvLog(out / "val.csv", ["step", "level", "lambda", "bpp_real", "bpp_est", "psnr", "ms_ssim", "images", "weights"],
+                      step, master and bool(c.val))
     tb = _tensorboard(out / "tb") if master else None
     params = sum(p.numel() for p in raw_model.parameters())
     log(f"training {c.model} (N={c.N}, M={c.M}, {c.levels} levels, {params / 1e6:.2f} M parameters) on "
@@ -305,6 +343,8 @@ def train(c: TrainConfig) -> Path:
             if c.clip:
                 torch.nn.utils.clip_grad_norm_(raw_model.parameters(), c.clip)
             optimizer.step()
+            if average is not None:
+                average.update(raw_model)
             step += 1
             bar.update(1)
             sums += torch.stack([stats["loss"], stats["bpp"], stats["mse"]])
@@ -336,19 +376,20 @@ def train(c: TrainConfig) -> Path:
                 stop_now = flag_v > 0 or out_of_time
             if master and val_images and (step % c.val_every == 0 or step == c.steps):
                 t_val = time.perf_counter()
-                rows = validate(raw_model, c, val_images, device)
-                for r in rows:
-                    val_log.write({"step": step, **r})
-                    _tb_add(tb, f"val/level{r['level']}", r, step)
-                column = lambda key, fmt: " ".join(format(r[key], fmt) for r in rows)  # noqa: E731
-                log(f"val step {step}, levels 1..{c.levels}: bpp {column('bpp_real', '.3f')} "
-                    f"(estimated {column('bpp_est', '.3f')}), PSNR {column('psnr', '.2f')} dB")
+                for weights, state in [("last", raw_model.state_dict()), *([("ema", average.state(raw_model))] if average else [])]:
+                    rows = validate(state, c, val_images, device)
+                    for r in rows:
+                        val_log.write({"step": step, **r, "weights": weights})
+                        _tb_add(tb, f"val{'-ema' if weights == 'ema' else ''}/level{r['level']}", r, step)
+                    column = lambda key, fmt: " ".join(format(r[key], fmt) for r in rows)  # noqa: E731
+                    log(f"val step {step}{' (EMA)' if weights == 'ema' else ''}, levels 1..{c.levels}: bpp {column('bpp_real', '.3f')} "
+                        f"(estimated {column('bpp_est', '.3f')}), PSNR {column('psnr', '.2f')} dB")
                 t_last += time.perf_counter() - t_val  # throughput counts training time only
             stop_now = stop_now or step == c.stop_at
             if step % c.checkpoint_every == 0 or step == c.steps or stop_now:
                 t_save = time.perf_counter()
                 save_checkpoint(ckpt_path, raw_model, optimizer, step, c, sampler, data_info, device, rank, world,
-                                lineage, minutes_before + session_minutes())
+                                lineage, minutes_before + session_minutes(), average)
                 log(f"checkpoint at step {step}: {ckpt_path}")
                 t_last += time.perf_counter() - t_save
             if stop_now:
@@ -383,18 +424,18 @@ class Interrupted(KeyboardInterrupt):
 
 
 @torch.no_grad()
-def validate(model: CompressionModel, c: TrainConfig, images: list[Tensor], device: torch.device) -> list[dict]:
+def validate(state: dict[str, Tensor], c: TrainConfig, images: list[Tensor], device: torch.device) -> list[dict]:
     """Per rate level, over (H, W, 3) uint8 images: the REAL bpp of ``Codec.compress`` (whole
     ``.nic`` files, header included), the estimated bpp of ``model.estimate`` and PSNR-RGB
     (MS-SSIM too when training for it), averaged over images.
 
-    Works on a fresh fp32 copy of the model, frozen with ``update()``: estimates on ``device``,
-    range coding on the CPU (the coder works on NumPy arrays).
+    Works on a fresh fp32 model holding ``state`` (the trained weights, or their average), frozen
+    with ``update()``: estimates on ``device``, range coding on the CPU (the coder works on NumPy arrays).
     """
     from ..metrics import ms_ssim as ms_ssim_u8, psnr
 
     copy = build_model(c.model, c.model_config()).to(device)
-    copy.load_state_dict(model.state_dict())
+    copy.load_state_dict(state)
     copy.eval()
     estimates = {level: [] for level in range(1, c.levels + 1)}
     for image in images:
@@ -432,11 +473,12 @@ def validate(model: CompressionModel, c: TrainConfig, images: list[Tensor], devi
 
 def save_checkpoint(path: Path, model: CompressionModel, optimizer, step: int, c: TrainConfig,
                     sampler: PatchSampler, data_info: dict, device: torch.device, rank: int, world: int,
-                    lineage: list[dict] = (), minutes: float = 0.0) -> None:
+                    lineage: list[dict] = (), minutes: float = 0.0, average: WeightAverage | None = None) -> None:
     """Everything needed to continue exactly; collective under DDP (RNG states of every rank).
 
     ``lineage``: the earlier runs these weights started from (see :func:`initial_weights`);
-    ``minutes``: wall-clock minutes trained so far, resumes included."""
+    ``minutes``: wall-clock minutes trained so far, resumes included; ``average``: the EMA of the
+    weights, if the run keeps one."""
     rng = [_rng_state(sampler, device)]
     if world > 1:
         rng = [None] * world
@@ -448,6 +490,7 @@ def save_checkpoint(path: Path, model: CompressionModel, optimizer, step: int, c
         "minutes": minutes,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict(),
+        "ema": average.state_dict() if average is not None else None,
         "config": asdict(c),
         "rng": rng,
         "data": data_info,
@@ -486,6 +529,10 @@ def initial_weights(model: CompressionModel, source: str | Path, lambdas: Sequen
     ``lambdas``, the new run's λ values, may differ from the source's: the rate-level gain tables
     are then re-indexed by λ (:func:`nicodec.variable_rate.remap_levels`), so a trained model can
     be given more levels or a wider range; everything else is copied.
+
+    The source may also be of an architecture the model extends (``model.warm_start_from``:
+    ``channelctx`` starts from ``meanscale``): the shared tensors are copied, the model's own new
+    parts keep their initial values.
     """
     from ..weights import load_weights
 
@@ -502,15 +549,19 @@ def initial_weights(model: CompressionModel, source: str | Path, lambdas: Sequen
         earlier, source_lambdas = ckpt.get("lineage", []), saved["lambdas"]
         entry = {"command": ckpt.get("command"), "steps": ckpt["step"], "date": ckpt.get("date"), "data": ckpt.get("data")}
     remap = lambdas is not None and source_lambdas is not None and [float(v) for v in source_lambdas] != [float(v) for v in lambdas]
-    # the integer hyper-synthesis is derived from the trained float one at export (nicodec.calibration): not trained
-    state = {k: v for k, v in state.items() if not k.startswith("h_s_int.")}
+    # integer copies (h_s_int, ctx_int) are derived from the trained float networks at export (nicodec.calibration): not trained
+    state = {k: v for k, v in state.items() if not k.split(".", 1)[0].endswith("_int")}
     ignored = ("levels", "integer_hyper") if remap else ("integer_hyper",)
     comparable = lambda c: {k: v for k, v in c.items() if k not in ignored}  # noqa: E731
-    if name != model.name or comparable(config) != comparable(model.config.to_dict()):
+    if name not in (model.name, *model.warm_start_from) or comparable(config) != comparable(model.config.to_dict()):
         raise NicodecError(f"--init {source} holds {name} {config}, not {model.name} {model.config.to_dict()}")
     if remap:
         state = {k: remap_levels(v, source_lambdas, lambdas) if k.endswith("log_gain") else v for k, v in state.items()}
-    model.load_state_dict({k: v.float() if v.is_floating_point() and v.dtype != torch.float64 else v for k, v in state.items()})
+    own = {k for k in model.state_dict() if not k.split(".", 1)[0].endswith("_int")}
+    if name != model.name and not set(state) < own:
+        raise NicodecError(f"--init {source}: {name} weights do not fit inside {model.name}")
+    model.load_state_dict({k: v.float() if v.is_floating_point() and v.dtype != torch.float64 else v for k, v in state.items()},
+                          strict=name == model.name)
     return [*earlier, {"from": source.name, **entry, **({"lambdas": list(source_lambdas)} if remap else {})}]
 
 
@@ -567,25 +618,29 @@ def config_from_checkpoint(ckpt: dict, **overrides) -> TrainConfig:
     """The run's TrainConfig, with ``overrides`` applied (unknown saved fields are ignored)."""
     known = {f.name for f in fields(TrainConfig)}
     saved = {k: tuple(v) if isinstance(v, list) else v for k, v in ckpt["config"].items() if k in known}
+    saved.setdefault("hold_out", 0.0)  # runs from before the held-out photos trained on every photo
     return TrainConfig(**{**saved, **overrides})
 
 
 def export_weights(checkpoint: str | Path, output: str | Path, half: bool = False,
-                   default_quality: float | None = None, calibration: str | Path | None = None) -> Path:
+                   default_quality: float | None = None, calibration: str | Path | None = None,
+                   average: bool = True) -> Path:
     """Release weights from a checkpoint: frozen (``update()``) model + metadata, via save_weights.
 
     ``nicodec.load(output)`` rebuilds the codec. ``default_quality``: the quality it codes at when
     none is asked for (else :attr:`Codec.default_quality`'s rule), e.g. to keep a default level
     when levels are added below it. Hyperprior models get their integer hyper-synthesis
     (:mod:`nicodec.calibration`), calibrated on the photos in ``calibration`` (default: the run's
-    training folder), so that they code container version 3.
+    training folder), so that they code container version 3. ``average``: export the moving
+    average of the weights when the run kept one (``--ema``), else the last weights.
     """
     ckpt = load_checkpoint(checkpoint, lazy=True)  # the model's tensors only, not the optimiser's
     c = config_from_checkpoint(ckpt)
     if default_quality is not None and not 1 <= default_quality <= c.levels:
         raise NicodecError(f"--default-quality must be in [1, {c.levels}], got {default_quality}")
     model = build_model(c.model, c.model_config())
-    model.load_state_dict(ckpt["model"])
+    averaged = average and ckpt.get("ema") is not None
+    model.load_state_dict({**ckpt["model"], **(ckpt["ema"]["average"] if averaged else {})})
     if not c.new_levels_only:  # else the densities are the --init weights' and keep their tail quantiles exactly
         model.update()
     calibrated = {}
@@ -610,7 +665,9 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
         "total_steps": ckpt["step"] + sum(run.get("steps") or 0 for run in ckpt.get("lineage", [])),
         "lineage": ckpt.get("lineage", []),
         "data": ckpt.get("data", {}),
-        "recipe": {k: getattr(c, k) for k in ("batch", "patch", "min_scale", "lr", "entropy_lr_ratio", "warmup", "decay_fraction", "final_lr_ratio", "clip", "seed", "new_levels_only", "train_only")},
+        "recipe": {k: getattr(c, k) for k in ("batch", "patch", "min_scale", "hold_out", "optimizer", "ema", "lr", "entropy_lr_ratio", "warmup",
+                                              "decay_fraction", "final_lr_ratio", "clip", "seed", "new_levels_only", "train_only")},
+        "weights": "moving average" if averaged else "last step",
         "date": ckpt.get("date"),
         "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": ckpt.get("command"),

@@ -15,7 +15,10 @@ full training step, which makes it trainable on a CPU. Three targets:
   trained entropy model was done (for the shipped weights it was: docs/training.md);
 * ``factorized``: a fresh factorised density for y, no hyper-latent: a Ballé 2017 model on
   transforms that had more training (with a hyperprior) than a factorized model of its own
-  (docs/training.md).
+  (docs/training.md);
+* ``channelctx``: the source's hyperprior with fresh channel-context networks
+  (:class:`~nicodec.models.ChannelContextHyperprior`), trained with it: what coding y in channel
+  groups, each predicted from the ones before, saves on these transforms.
 
     python -m nicodec.training.transfer --source nicodec/weights/meanscale.safetensors \\
         --data ../shared/data/train --out runs/hyperprior --minutes 60 [--target meanscale|factorized]
@@ -32,7 +35,7 @@ import copy
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,13 +45,15 @@ from torch import Tensor
 from .. import __version__, objective
 from ..errors import NicodecError
 from ..latent_coders import QuantMode, RelaxedCoder
-from ..models import CompressionModel, FactorizedPrior, ScaleHyperprior
+from ..calibration import CROP, calibrate, calibration_images, needs_calibration
+from ..models import ChannelContextHyperprior, CompressionModel, FactorizedPrior, ScaleHyperprior
 from ..weights import atomic_write, load_weights, save_weights, weights_id
 from .data import list_files, load_images
+from .holdout import HOLD_OUT
 from .train import Interrupted, _CsvLog, _StopOnSignal, learning_rate, param_groups
 
 SHARED = ("g_a", "g_s", "y_gain", "y_inverse_gain")  # taken from the source and frozen
-TARGETS = ("hyperprior", "meanscale", "factorized")
+TARGETS = ("hyperprior", "meanscale", "factorized", "channelctx")
 QUANTS = ("mixed", "noise")  # the relaxations rate_bpp offers
 
 
@@ -66,6 +71,7 @@ class TransferConfig:
     steps: int = 1_000_000
     batch: int = 16
     patch: int = 256
+    hold_out: float = HOLD_OUT  # fraction of the photos never trained on (training/holdout.py)
     lr: float = 3e-4
     entropy_lr_ratio: float = 10.0
     warmup: int = 200
@@ -79,14 +85,17 @@ class TransferConfig:
 
 def transfer_model(source: CompressionModel, target: str = "hyperprior") -> CompressionModel:
     """The model a transfer run trains: ``source``'s transforms and y gains, frozen, with fresh
-    scale-only hyper-transforms (``hyperprior``), with ``source``'s own (``meanscale``) or with a
-    fresh factorised density and no hyper-latent (``factorized``)."""
+    scale-only hyper-transforms (``hyperprior``), with ``source``'s own (``meanscale``), with a
+    fresh factorised density and no hyper-latent (``factorized``), or with ``source``'s own and
+    fresh channel-context networks (``channelctx``)."""
     if source.name != "meanscale":
         raise NicodecError(f"the source must be a meanscale model, got {source.name!r}")
     if target not in TARGETS:
         raise NicodecError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
-    fresh = {"hyperprior": ScaleHyperprior, "factorized": FactorizedPrior}
-    model = copy.deepcopy(source) if target == "meanscale" else fresh[target](source.config)
+    fresh = {"hyperprior": ScaleHyperprior, "factorized": FactorizedPrior, "channelctx": ChannelContextHyperprior}
+    model = copy.deepcopy(source) if target == "meanscale" else fresh[target](replace(source.config, integer_hyper=False))
+    if target == "channelctx":  # everything but the context networks starts as the source's
+        model.load_state_dict({k: v for k, v in source.state_dict().items() if not k.startswith("h_s_int.")}, strict=False)
     for name in SHARED:
         getattr(model, name).load_state_dict(getattr(source, name).state_dict())
         getattr(model, name).requires_grad_(False)
@@ -162,12 +171,13 @@ def train_transfer(c: TransferConfig, resume: bool = False, progress: bool = Tru
         cached = torch.load(cache_path) if cache_path.exists() else None
     except Exception:  # a damaged cache is only a cache: compute it again
         cached = None
-    if cached is None or cached["source"] != source_id or cached["crop"] != crop or cached["data"] != str(c.data):
+    if cached is None or cached["source"] != source_id or cached["crop"] != crop or cached["data"] != str(c.data) \
+            or cached.get("hold_out", 0.0) != c.hold_out:
         t0 = time.time()
-        images = load_images(c.data)
+        images = load_images(c.data, hold_out=c.hold_out)
         cache, n_images = latent_cache(source, images, crop), len(images)
         atomic_write(cache_path, lambda tmp: torch.save({"source": source_id, "crop": crop, "data": str(c.data),
-                                                        "images": n_images, "latents": cache}, tmp))
+                                                        "hold_out": c.hold_out, "images": n_images, "latents": cache}, tmp))
         _say(progress, f"analysed {len(images)} images (and their mirror images) in {time.time() - t0:.0f} s")
     else:
         cache, n_images = cached["latents"], cached["images"]
@@ -237,8 +247,15 @@ def export(model: CompressionModel, source_meta: dict, source_id: str, c: Transf
            images: int, path: Path) -> Path:
     """Release weights with the source's λ levels and default quality, and the run's record: ``path``
     with fp16 parameters, as shipped, and ``<stem>-fp32.safetensors`` beside it, the same in fp32
-    (for benchmarks/half_precision.py). Returns ``path``."""
+    (for benchmarks/half_precision.py). Models with a hyperprior get their integer copies calibrated
+    on the run's photos (:mod:`nicodec.calibration`), so that they code container version 3.
+    Returns ``path``."""
     model.update()
+    calibrated = {}
+    if needs_calibration(model):
+        photos = calibration_images(c.data)
+        calibrate(model.eval(), photos)
+        calibrated = {"calibration": {"images": len(photos), "folder": Path(c.data).name, "crop": CROP}}
     source_runs = source_meta.get("lineage", []) + [
         {k: source_meta.get(k) for k in ("command", "steps", "date", "data", "lambdas")}]
     metadata = {
@@ -256,6 +273,7 @@ def export(model: CompressionModel, source_meta: dict, source_id: str, c: Transf
         "command": "python -m nicodec.training.transfer " + " ".join(sys.argv[1:]),
         "nicodec_version": __version__,
         **({"default_quality": source_meta["default_quality"]} if "default_quality" in source_meta else {}),
+        **calibrated,
     }
     save_weights(path, model, metadata, half=True)
     save_weights(path.with_name(f"{path.stem}-fp32{path.suffix}"), model, metadata)
@@ -280,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--no-progress", action="store_true")
     defaults = TransferConfig("", "", "")
-    for name in ("minutes", "steps", "batch", "patch", "lr", "warmup", "seed", "log_every", "checkpoint_minutes"):
+    for name in ("minutes", "steps", "batch", "patch", "hold_out", "lr", "warmup", "seed", "log_every", "checkpoint_minutes"):
         value = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)

@@ -1,0 +1,109 @@
+"""SOAP: Adam in the eigenbasis of Shampoo's preconditioner (Vyas et al. 2024, arXiv:2409.11321).
+
+Why: Adam normalises each coordinate alone; for a weight matrix whose gradients are correlated
+across rows and columns (convolutions are), Shampoo's Kronecker factors L = E[G Gᵀ] and
+R = E[Gᵀ G] capture those correlations. SOAP rotates the gradient into the eigenbases of L and R,
+runs Adam there (second moments in the rotated basis) and rotates the update back; the bases are
+refreshed every few steps. Vyas et al. report it needs markedly fewer steps than AdamW for the
+same loss; Cool-chic 5 trains its decoders with it. Whether it pays here is measured in
+docs/training.md ("The recipe: a CPU study").
+
+Written from the paper's Algorithm 3 (not from its reference code): for a parameter of any shape,
+every dimension d with 1 < size ≤ ``max_precondition_dim`` gets a factor
+F_d ← β_s·F_d + (1 − β_s)·G_(d) G_(d)ᵀ (G_(d): the gradient with dimension d first, the rest
+flattened) and a basis Q_d (eigenvectors of F_d: computed with ``eigh`` at the first step, then one
+power iteration and a QR decomposition every ``precondition_frequency`` steps, as the paper does);
+other dimensions, and 1-D parameters, stay in the standard basis (plain Adam there). The first
+moment is kept in the standard basis and projected each step; the second moment lives in the
+rotated basis, and its entries are re-ordered with the eigenvalues when a basis is refreshed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class SOAP(torch.optim.Optimizer):
+    """SOAP for ``params`` (groups may carry their own ``lr``, as in :class:`torch.optim.Adam`)."""
+
+    def __init__(self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.95, 0.95), shampoo_beta: float = 0.95,
+                 eps: float = 1e-8, weight_decay: float = 0.0, precondition_frequency: int = 10,
+                 max_precondition_dim: int = 1024):
+        if lr <= 0 or not 0 <= betas[0] < 1 or not 0 <= betas[1] < 1 or not 0 <= shampoo_beta < 1:
+            raise ValueError("SOAP needs lr > 0 and betas in [0, 1)")
+        defaults = dict(lr=lr, betas=betas, shampoo_beta=shampoo_beta, eps=eps, weight_decay=weight_decay,
+                        precondition_frequency=precondition_frequency, max_precondition_dim=max_precondition_dim)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad.float()
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(grad)
+                    state["exp_avg_sq"] = torch.zeros_like(grad)
+                    dims = [d for d in range(grad.dim()) if grad.dim() > 1 and 1 < grad.shape[d] <= group["max_precondition_dim"]]
+                    for d in dims:
+                        state[f"factor{d}"] = torch.zeros(grad.shape[d], grad.shape[d], device=grad.device)
+                    state["dims"] = dims  # a list: load_state_dict would cast a tensor to the parameter's dtype
+                dims = state["dims"]
+                state["step"] += 1
+                step = state["step"]
+                for d in dims:  # Shampoo's factors, an exponential moving average of G_(d) G_(d)ᵀ
+                    flat = grad.movedim(d, 0).reshape(grad.shape[d], -1)
+                    state[f"factor{d}"].lerp_(flat @ flat.T, 1 - group["shampoo_beta"])
+                if step == 1:
+                    for d in dims:
+                        state[f"basis{d}"] = _eigenbasis(state[f"factor{d}"])
+                elif step % group["precondition_frequency"] == 0:
+                    for d in dims:
+                        state[f"basis{d}"] = _refreshed(state, d)
+                bases = {d: state[f"basis{d}"] for d in dims}
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                exp_avg.lerp_(grad, 1 - beta1)
+                rotated = _project(grad, bases)
+                exp_avg_sq.mul_(beta2).addcmul_(rotated, rotated, value=1 - beta2)
+                bias1, bias2 = 1 - beta1**step, 1 - beta2**step
+                direction = _project(exp_avg, bases) / bias1 / (exp_avg_sq / bias2).sqrt().add_(group["eps"])
+                update = _project(direction, bases, back=True)
+                if group["weight_decay"]:
+                    p.mul_(1 - group["lr"] * group["weight_decay"])
+                p.add_(update.to(p.dtype), alpha=-group["lr"])
+        return loss
+
+
+def _project(t: Tensor, bases: dict[int, Tensor], back: bool = False) -> Tensor:
+    """``t`` with each dimension d in ``bases`` expressed in the basis Q_d (Q_dᵀ t), or back (Q_d t)."""
+    for d, q in bases.items():
+        t = (t.movedim(d, -1) @ (q.T if back else q)).movedim(-1, d)
+    return t
+
+
+def _eigenbasis(factor: Tensor) -> Tensor:
+    """Eigenvectors of a symmetric factor, largest eigenvalue first (float64 for stability)."""
+    _, vectors = torch.linalg.eigh(factor.double())
+    return vectors.flip(-1).to(factor.dtype).contiguous()
+
+
+def _refreshed(state: dict, d: int) -> Tensor:
+    """One power iteration of the factor on its current basis, orthonormalised by QR (the paper's
+    cheap refresh); the columns, and the second moments along dimension d, are first put in order
+    of decreasing estimated eigenvalue so that each column keeps following its eigenvector."""
+    factor, basis = state[f"factor{d}"], state[f"basis{d}"]
+    estimates = (basis.T @ factor @ basis).diagonal()
+    order = torch.argsort(estimates, descending=True)
+    basis = basis[:, order]
+    state["exp_avg_sq"] = state["exp_avg_sq"].index_select(d, order)
+    q, _ = torch.linalg.qr(factor @ basis)
+    return q
