@@ -80,6 +80,6 @@ def calibration_images(folder: str | Path, count: int = CALIBRATION_IMAGES, crop
         if ch == 0 or cw == 0:
             continue
         top, left = (h - ch) // 2, (w - cw) // 2
-        patch = np.ascontiguousarray(rgb[top : top + ch, left : left + cw])
+        patch = np.array(rgb[top : top + ch, left : left + cw])  # a writable copy (torch wants one)
         out.append(torch.from_numpy(patch).permute(2, 0, 1)[None].float() / 255)
     return out
