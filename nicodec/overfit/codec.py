@@ -1,0 +1,317 @@
+"""``OverfitCodec``: images to ``.nic`` files by fitting a model to each, and back.
+
+Streams of an ``overfit`` file (container model ``overfit``, no weights: ``weights_id`` is zero):
+
+    0  the overfit header (:mod:`.header`): architecture, and per tile the parameters' steps
+    1  one range-coded stream: per tile, the ARM, upsampling and synthesis integers, then the
+       latents (:mod:`.coding`)
+    2  the alpha plane (zlib), as every .nic file
+
+``param_crc`` is the CRC32 of the coding-table indices, which the decoder recomputes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .. import container
+from ..errors import CorruptFileError, NicodecError
+from ..images import MODES, from_planes, pack_alpha, to_planes, unpack_alpha
+from ..variable_rate import quality_lambda
+from . import coding, header, params, tables
+from .fit import FitConfig, fit
+from .model import Architecture, Networks, grid_sizes, synthesis_shapes, synthesize
+
+NAME = "overfit"
+WEIGHTS_ID = bytes(8)  # nothing to load: the decoder's networks are in the file
+LAMBDAS = (0.00045, 0.0009, 0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18)  # the amortized models' λ per quality
+DEFAULT_QUALITY = 6.0
+EFFORTS = {
+    "fast": FitConfig(iterations=300),
+    "medium": FitConfig(iterations=1000),
+    "slow": FitConfig(iterations=4000),
+}
+DEFAULT_EFFORT = "medium"
+ARM_SHIFTS = range(6, 15)  # quantisation steps 2^−shift tried for each module
+SYNTHESIS_SHIFTS = range(5, 15)
+
+
+@dataclass(frozen=True)
+class OverfitConfig:
+    """The architecture to fit and the effort used when a call names none."""
+
+    arch: Architecture = Architecture()
+    effort: str = DEFAULT_EFFORT
+    efforts: dict = field(default_factory=lambda: dict(EFFORTS))
+
+
+@dataclass
+class TileCode:
+    """One fitted tile as it is coded: quantised parameters, integer latents, and its output."""
+
+    quant: dict[str, header.Quantisation]
+    q: dict[str, np.ndarray]  # module → its integers, flat, in file order
+    latents: list[Tensor]  # int64 (h_k, w_k), finest first
+    x_hat: Tensor  # (3, h, w) float32: the synthesis output the decoder computes
+    bits: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class OverfitDecoded:
+    """What a decoder produced (or the encoder coded): the image, per tile the integer latents and
+    the synthesis output (3, H, W) before clamping and rounding, and the bits per part."""
+
+    image: Image.Image
+    latents: list[list[Tensor]]
+    x_hat: Tensor
+    nic: container.NicFile
+    header: header.Header
+    bits: dict[str, float]
+
+
+def quality_to_lambda(quality: float) -> float:
+    """λ of ``quality`` ∈ [1, 10]: the amortized models' λ list, geometric in between."""
+    return quality_lambda(LAMBDAS, quality)
+
+
+def check_quality(quality: float | None) -> float:
+    q = DEFAULT_QUALITY if quality is None else quality
+    try:
+        q = float(np.float32(q))  # the file stores float32: code with exactly that value
+    except (TypeError, ValueError):
+        raise NicodecError(f"quality must be a number, got {quality!r}") from None
+    if not 1 <= q <= len(LAMBDAS):
+        raise NicodecError(f"quality must be in [1, {len(LAMBDAS)}] for overfit, got {quality}")
+    return q
+
+
+class OverfitCodec:
+    """Compress an image by fitting latent grids and tiny networks to it (no weights needed)."""
+
+    name = NAME
+    levels = len(LAMBDAS)
+    default_quality = DEFAULT_QUALITY
+
+    def __init__(self, config: OverfitConfig | None = None):
+        self.config = config or OverfitConfig()
+
+    def __repr__(self) -> str:
+        return f"OverfitCodec({self.config.arch}, effort={self.config.effort})"
+
+    def fit_config(self, effort: str | FitConfig | None) -> FitConfig:
+        if isinstance(effort, FitConfig):
+            return effort
+        name = self.config.effort if effort is None else effort
+        if name not in self.config.efforts:
+            raise NicodecError(f"effort must be one of {', '.join(self.config.efforts)}, got {effort!r}")
+        return self.config.efforts[name]
+
+    def compress(self, image, quality: float | None = None, effort: str | FitConfig | None = None,
+                 device: str | torch.device = "cpu", progress: bool = False) -> bytes:
+        """Fit a model to ``image`` (PIL image, (H, W[, C]) uint8 array or (C, H, W) tensor) at
+        ``quality`` ∈ [1, 10] and return the ``.nic`` bytes. ``effort`` (fast, medium, slow) sets
+        the iterations; ``device`` where the fitting runs (cpu, cuda)."""
+        return self.encode(image, quality, effort, device, progress)[0]
+
+    def encode(self, image, quality: float | None = None, effort: str | FitConfig | None = None,
+               device: str | torch.device = "cpu", progress: bool = False) -> tuple[bytes, OverfitDecoded]:
+        """Like :meth:`compress`, also returning what the encoder coded (latents, synthesis output)."""
+        return encode_many([(image, quality)], effort, device, progress, self)[0]
+
+    def decompress(self, data: bytes) -> Image.Image:
+        return self.decode(data).image
+
+    def decode(self, data: bytes) -> OverfitDecoded:
+        """Decode ``.nic`` bytes of an overfit file; CorruptFileError (one line) on any damage."""
+        nic = container.unpack(data)
+        if nic.model != NAME:
+            raise NicodecError(f"file was made with model {nic.model!r}, not {NAME!r}")
+        if nic.weights_id != WEIGHTS_ID or len(nic.streams) != 3:
+            raise CorruptFileError("corrupt .nic file (not an overfit file)")
+        if not 1 <= nic.quality <= len(LAMBDAS):
+            raise CorruptFileError("corrupt .nic file (quality outside [1, 10])")
+        hdr = header.unpack(nic.streams[0], nic.height, nic.width)
+        try:
+            coder = coding.Coder(nic.streams[1])
+            codes = [decode_tile(coder, hdr.arch, quant, box[2:]) for quant, box in
+                     zip(hdr.tiles, header.tile_boxes(nic.height, nic.width))]
+            coder.check_exhausted()
+        except NicodecError:
+            raise
+        except Exception as exc:  # constriction or shape errors on a damaged stream
+            raise CorruptFileError(f"corrupt .nic file (cannot decode: {exc.__class__.__name__})") from None
+        if coder.crc != nic.param_crc:
+            raise CorruptFileError("decoder derived different coding tables than the encoder (corrupt file?)")
+        return _assemble(nic, hdr, codes, dict(coder.bits))
+
+    def describe(self, data: bytes) -> dict:
+        """What ``nicodec info`` shows: architecture, grids, steps, decoder MAC/pixel, bits per part."""
+        d = self.decode(data)
+        a, nic = d.header.arch, d.nic
+        pixels = nic.width * nic.height
+        boxes = header.tile_boxes(nic.height, nic.width)
+        parameters = sum(int(np.prod(s)) for m in header.MODULES for s in params.module_shapes(a, m).values())
+        return {
+            "model": NAME, "quality": nic.quality, "lambda": quality_to_lambda(nic.quality),
+            "width": nic.width, "height": nic.height, "tiles": len(boxes),
+            "grids": [list(s) for s in grid_sizes(boxes[0][2], boxes[0][3], a.grids)],
+            "arm": f"{a.arm_inputs} inputs → {a.arm_width} × {a.arm_layers} → 2, {a.passes} passes per grid",
+            "synthesis": f"{a.grids} → {a.synthesis_width} → 3, two 3×3 residual layers",
+            "parameters_per_tile": parameters,
+            "steps": [{m: q.shift for m, q in t.items()} for t in d.header.tiles],
+            "mac_per_pixel": round(mac_per_pixel(a, nic.height, nic.width), 1),
+            "parameter_bits": round(d.bits["parameters"], 1), "latent_bits": round(d.bits["latents"], 1),
+            "bpp": 8 * len(data) / pixels,
+        }
+
+
+def mac_per_pixel(a: Architecture, height: int, width: int) -> float:
+    """Decoder multiply-accumulates per pixel: ARM, upsampling and synthesis (entropy decoding aside)."""
+    total = 0
+    for top, left, h, w in header.tile_boxes(height, width):
+        sizes = grid_sizes(h, w, a.grids)
+        elements = sum(gh * gw for gh, gw in sizes)
+        arm = a.arm_inputs * a.arm_width + (a.arm_layers - 1) * a.arm_width**2 + 2 * a.arm_width
+        up = sum((a.grids - 1 - k) * 2 * 4 * (sizes[k][0] * sizes[k][1]) for k in range(a.grids - 1))  # 4 taps, 2 passes
+        syn = h * w * (a.grids * a.synthesis_width + a.synthesis_width * 3 + 2 * 27 * 3)
+        total += elements * arm + up + syn
+    return total / (height * width)
+
+
+def _synthesis_params(a: Architecture, q: dict[str, np.ndarray], quant: dict[str, header.Quantisation]) -> dict[str, Tensor]:
+    out = {}
+    for module in ("up", "syn"):
+        flat = params.dequantise(q[module], quant[module].shift)
+        out.update({k: v[None] for k, v in params.unflatten(flat, params.module_shapes(a, module)).items()})
+    return out
+
+
+def _arm_integers(a: Architecture, q: np.ndarray) -> dict[str, Tensor]:
+    flat = torch.from_numpy(np.asarray(q, np.float64))
+    return params.unflatten(flat, params.module_shapes(a, "arm"))
+
+
+def decode_tile(coder: coding.Coder, a: Architecture, quant: dict[str, header.Quantisation],
+                size: tuple[int, int]) -> TileCode:
+    q = {}
+    for module in header.MODULES:
+        count = sum(int(np.prod(s)) for s in params.module_shapes(a, module).values())
+        q[module] = coder.params(None, quant[module].scale, quant[module].bound, count)
+    latents = coding.code_latents(coder, a, _arm_integers(a, q["arm"]), quant["arm"].shift, grid_sizes(*size, a.grids))
+    x_hat = _synthesis(a, q, quant, latents)
+    return TileCode(quant, q, latents, x_hat)
+
+
+def _synthesis(a: Architecture, q: dict, quant: dict, latents: list[Tensor]) -> Tensor:
+    with torch.no_grad():
+        return synthesize(_synthesis_params(a, q, quant), [y.float()[None, None] for y in latents])[0]
+
+
+def _assemble(nic: container.NicFile, hdr: header.Header, codes: list[TileCode], bits: dict) -> OverfitDecoded:
+    x_hat = torch.empty(3, nic.height, nic.width)
+    for (top, left, h, w), code in zip(header.tile_boxes(nic.height, nic.width), codes):
+        x_hat[:, top : top + h, left : left + w] = code.x_hat
+    rgb = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    mode = MODES[nic.mode]
+    alpha = unpack_alpha(nic.streams[-1], nic.width, nic.height, mode)
+    image = from_planes(rgb, alpha, mode, nic.metadata.get(container.ICC))
+    return OverfitDecoded(image, [c.latents for c in codes], x_hat, nic, hdr, bits)
+
+
+def finalise(nets: Networks, index: int, latents: list[Tensor], x: Tensor, lam: float) -> TileCode:
+    """Quantise set ``index`` of fitted networks (the steps that minimise R + λ·D, module by
+    module) and round its latents: the tile as the decoder will see it (computed on the CPU)."""
+    a = nets.a
+    h, w = x.shape[-2:]
+    ints = [torch.round(y[index, 0].detach().float().cpu()).clamp(-tables.LATENT_BOUND, tables.LATENT_BOUND).long()
+            for y in latents]
+    x = x.detach().float().cpu()
+    arm_flat = params.flatten({k: v[index] for k, v in nets.arm.items()}, params.module_shapes(a, "arm"))
+    syn = {k: v[index].detach().float().cpu() for k, v in nets.syn.items()}
+    sizes = grid_sizes(h, w, a.grids)
+
+    best = None
+    for shift in ARM_SHIFTS:  # the ARM's step: its bits against the latents' bits
+        q = params.quantise(arm_flat, shift)
+        if q is None:
+            continue
+        quant, param_bits = params.quantisation(q, shift)
+        coder = coding.Coder()
+        coding.code_latents(coder, a, _arm_integers(a, q), shift, sizes, ints)
+        cost = param_bits + coder.bits["latents"]
+        if best is None or cost < best[0]:
+            best = (cost, quant, q, coder.bits["latents"], param_bits)
+    _, arm_quant, arm_q, latent_bits, arm_bits = best
+    quant, q, bits = {"arm": arm_quant}, {"arm": arm_q}, {"arm": arm_bits, "latents": latent_bits}
+    grids = [y.float()[None, None] for y in ints]
+    for module in ("syn", "up"):  # then each synthesis module's step: its bits against λ·D
+        shapes = params.module_shapes(a, module)
+        flat = params.flatten(syn, shapes)
+        best = None
+        for shift in SYNTHESIS_SHIFTS:
+            qm = params.quantise(flat, shift)
+            if qm is None:
+                continue
+            qt, param_bits = params.quantisation(qm, shift)
+            trial = dict(syn, **{k: v for k, v in params.unflatten(params.dequantise(qm, shift), shapes).items()})
+            with torch.no_grad():
+                mse = float((synthesize({k: v[None] for k, v in trial.items()}, grids)[0] - x).square().mean())
+            cost = param_bits + lam * 255**2 * mse * h * w
+            if best is None or cost < best[0]:
+                best = (cost, qt, qm, trial, param_bits)
+        _, quant[module], q[module], syn, bits[module] = best
+    return TileCode(quant, q, ints, _synthesis(a, q, quant, ints), bits)
+
+
+def encode_many(items: list[tuple], effort: str | FitConfig | None = None, device: str | torch.device = "cpu",
+                progress: bool = False, codec: OverfitCodec | None = None) -> list[tuple[bytes, OverfitDecoded]]:
+    """Encode several (image, quality) pairs, fitting all tiles of the same size together as one
+    batch of independent models on ``device`` (how a GPU codes a whole curve at once)."""
+    codec = codec or OverfitCodec()
+    config = codec.fit_config(effort)
+    a = codec.config.arch
+    jobs, prepared = [], []
+    for i, (image, quality) in enumerate(items):
+        planes = to_planes(image)
+        q = check_quality(quality)
+        h, w = planes.rgb.shape[:2]
+        if max(h, w) > container.MAX_SIDE:
+            raise NicodecError(f"image is {w}×{h}; the largest side a .nic file holds is {container.MAX_SIDE}")
+        x = torch.from_numpy(np.ascontiguousarray(planes.rgb)).permute(2, 0, 1).float().div_(255)
+        prepared.append((planes, q, header.tile_boxes(h, w)))
+        for t, (top, left, th, tw) in enumerate(prepared[-1][2]):
+            jobs.append((i, t, x[:, top : top + th, left : left + tw], quality_to_lambda(q)))
+    codes: dict[tuple[int, int], TileCode] = {}
+    by_size: dict[tuple[int, int], list] = {}
+    for job in jobs:
+        by_size.setdefault(tuple(job[2].shape[-2:]), []).append(job)
+    for size, batch in by_size.items():
+        x = torch.stack([j[2] for j in batch]).to(device)
+        lam = torch.tensor([j[3] for j in batch], device=device)
+        result = fit(x, lam, a, config, progress=progress)
+        for g, (i, t, xt, lam_g) in enumerate(batch):
+            codes[(i, t)] = finalise(result.nets, g, result.latents, xt, lam_g)
+    out = []
+    for i, (planes, q, boxes) in enumerate(prepared):
+        h, w = planes.rgb.shape[:2]
+        tiles = [codes[(i, t)] for t in range(len(boxes))]
+        hdr = header.Header(a, [c.quant for c in tiles])
+        coder = coding.Coder()
+        for c in tiles:
+            for module in header.MODULES:
+                qt = c.quant[module]
+                coder.params(c.q[module], qt.scale, qt.bound, len(c.q[module]))
+            coding.code_latents(coder, a, _arm_integers(a, c.q["arm"]), c.quant["arm"].shift, [tuple(y.shape) for y in c.latents], c.latents)
+        nic = container.NicFile(
+            model=NAME, weights_id=WEIGHTS_ID, quality=q, width=w, height=h, mode=MODES.index(planes.mode),
+            param_crc=coder.crc, streams=[header.pack(hdr), coder.finish(), pack_alpha(planes.alpha)],
+            metadata={container.ICC: planes.icc} if planes.icc else {},
+        )
+        data = container.pack(nic)
+        out.append((data, _assemble(container.unpack(data), hdr, tiles, dict(coder.bits))))
+    return out
