@@ -3,9 +3,10 @@
 Streams of an ``overfit`` file (container model ``overfit``, no weights: ``weights_id`` is zero):
 
     0  the overfit header (:mod:`.header`): architecture, and per tile the parameters' steps
-    1  one range-coded stream: per tile, the ARM, upsampling and synthesis integers, then the
-       latents (:mod:`.coding`)
-    2  the alpha plane (zlib), as every .nic file
+    1  the networks' integers, tile after tile, each tile's ARM, upsampling and synthesis
+       (constriction's range coder, :mod:`.coding`)
+    2  the latents, tile after tile, grids coarsest first, in raster order (rANS, :mod:`.raster`)
+    3  the alpha plane (zlib), as every .nic file
 
 ``param_crc`` is the CRC32 of the coding-table indices, which the decoder recomputes.
 """
@@ -23,7 +24,9 @@ from .. import container
 from ..errors import CorruptFileError, NicodecError
 from ..images import MODES, from_planes, pack_alpha, to_planes, unpack_alpha
 from ..variable_rate import quality_lambda
-from . import coding, header, params, tables
+import zlib
+
+from . import coding, header, params, raster, tables
 from .fit import FitConfig, fit
 from .model import Architecture, Networks, grid_sizes, synthesis_shapes, synthesize
 
@@ -131,23 +134,25 @@ class OverfitCodec:
         nic = container.unpack(data)
         if nic.model != NAME:
             raise NicodecError(f"file was made with model {nic.model!r}, not {NAME!r}")
-        if nic.weights_id != WEIGHTS_ID or len(nic.streams) != 3:
+        if nic.weights_id != WEIGHTS_ID or len(nic.streams) != 4:
             raise CorruptFileError("corrupt .nic file (not an overfit file)")
         if not 1 <= nic.quality <= len(LAMBDAS):
             raise CorruptFileError("corrupt .nic file (quality outside [1, 10])")
         hdr = header.unpack(nic.streams[0], nic.height, nic.width)
         try:
-            coder = coding.Coder(nic.streams[1])
-            codes = [decode_tile(coder, hdr.arch, quant, box[2:]) for quant, box in
+            coder, reader = coding.Coder(nic.streams[1]), raster.Reader(nic.streams[2])
+            codes = [decode_tile(coder, reader, hdr.arch, quant, box[2:]) for quant, box in
                      zip(hdr.tiles, header.tile_boxes(nic.height, nic.width))]
             coder.check_exhausted()
+            reader.finish()
         except NicodecError:
             raise
         except Exception as exc:  # constriction or shape errors on a damaged stream
             raise CorruptFileError(f"corrupt .nic file (cannot decode: {exc.__class__.__name__})") from None
-        if coder.crc != nic.param_crc:
+        if _crc(reader.tables) != nic.param_crc:
             raise CorruptFileError("decoder derived different coding tables than the encoder (corrupt file?)")
-        return _assemble(nic, hdr, codes, dict(coder.bits))
+        bits = dict(coder.bits, latents=reader.bits)
+        return _assemble(nic, hdr, codes, bits)
 
     def describe(self, data: bytes) -> dict:
         """What ``nicodec info`` shows: architecture, grids, steps, decoder MAC/pixel, bits per part."""
@@ -196,13 +201,22 @@ def _arm_integers(a: Architecture, q: np.ndarray) -> dict[str, Tensor]:
     return params.unflatten(flat, params.module_shapes(a, "arm"))
 
 
-def decode_tile(coder: coding.Coder, a: Architecture, quant: dict[str, header.Quantisation],
+def _crc(tables_in_order: list[np.ndarray]) -> int:
+    crc = 0
+    for t in tables_in_order:
+        crc = zlib.crc32(np.ascontiguousarray(t, dtype="<i4").tobytes(), crc)
+    return crc
+
+
+def decode_tile(coder: coding.Coder, reader: raster.Reader, a: Architecture, quant: dict[str, header.Quantisation],
                 size: tuple[int, int]) -> TileCode:
     q = {}
     for module in header.MODULES:
         count = sum(int(np.prod(s)) for s in params.module_shapes(a, module).values())
         q[module] = coder.params(None, quant[module].scale, quant[module].bound, count)
-    latents = coding.code_latents(coder, a, _arm_integers(a, q["arm"]), quant["arm"].shift, grid_sizes(*size, a.grids))
+    grids = reader.latents(_arm_integers(a, q["arm"]), quant["arm"].shift, a.arm_layers, grid_sizes(*size, a.grids),
+                           a.coarse_context)
+    latents = [torch.from_numpy(g) for g in grids]
     x_hat = _synthesis(a, q, quant, latents)
     return TileCode(quant, q, latents, x_hat)
 
@@ -241,11 +255,11 @@ def finalise(nets: Networks, index: int, latents: list[Tensor], x: Tensor, lam: 
         if q is None:
             continue
         quant, param_bits = params.quantisation(q, shift)
-        coder = coding.Coder()
-        coding.code_latents(coder, a, _arm_integers(a, q), shift, sizes, ints)
-        cost = param_bits + coder.bits["latents"]
+        table, symbol = raster.tables_and_symbols(_arm_integers(a, q), shift, a.arm_layers, ints, a.coarse_context)
+        latent_bits = raster.bits(raster.cumulative(), table, symbol)
+        cost = param_bits + latent_bits
         if best is None or cost < best[0]:
-            best = (cost, quant, q, coder.bits["latents"], param_bits)
+            best = (cost, quant, q, latent_bits, param_bits)
     _, arm_quant, arm_q, latent_bits, arm_bits = best
     quant, q, bits = {"arm": arm_quant}, {"arm": arm_q}, {"arm": arm_bits, "latents": latent_bits}
     grids = [y.float()[None, None] for y in ints]
@@ -302,16 +316,22 @@ def encode_many(items: list[tuple], effort: str | FitConfig | None = None, devic
         tiles = [codes[(i, t)] for t in range(len(boxes))]
         hdr = header.Header(a, [c.quant for c in tiles])
         coder = coding.Coder()
+        coded = []
         for c in tiles:
             for module in header.MODULES:
                 qt = c.quant[module]
                 coder.params(c.q[module], qt.scale, qt.bound, len(c.q[module]))
-            coding.code_latents(coder, a, _arm_integers(a, c.q["arm"]), c.quant["arm"].shift, [tuple(y.shape) for y in c.latents], c.latents)
+            coded.append(raster.tables_and_symbols(_arm_integers(a, c.q["arm"]), c.quant["arm"].shift, a.arm_layers,
+                                                   [y.numpy() for y in c.latents], a.coarse_context))
+        table = np.concatenate([t for t, _ in coded])
+        symbol = np.concatenate([s for _, s in coded])
         nic = container.NicFile(
             model=NAME, weights_id=WEIGHTS_ID, quality=q, width=w, height=h, mode=MODES.index(planes.mode),
-            param_crc=coder.crc, streams=[header.pack(hdr), coder.finish(), pack_alpha(planes.alpha)],
+            param_crc=_crc([t for t, _ in coded]),
+            streams=[header.pack(hdr), coder.finish(), raster.encode(table, symbol), pack_alpha(planes.alpha)],
             metadata={container.ICC: planes.icc} if planes.icc else {},
         )
         data = container.pack(nic)
-        out.append((data, _assemble(container.unpack(data), hdr, tiles, dict(coder.bits))))
+        bits = dict(coder.bits, latents=raster.bits(raster.cumulative(), table, symbol))
+        out.append((data, _assemble(container.unpack(data), hdr, tiles, bits)))
     return out

@@ -10,8 +10,8 @@ Bound (checked on the header before anything runs): latents |x| ≤ 63, weights 
 K ≤ 32 inputs, hidden activations clamped to [0, 2^20], width ≤ 64. First layer: |Σ| ≤ 32·63·2^15
 + 2^15 < 2^26; later layers: |Σ| ≤ 64·2^20·2^15 + 2^15·2^8 < 2^42 — far below 2^53.
 
-Coding order (the decoder's): grids coarsest first, passes in order (:mod:`.context`), and within a
-pass the symbols grouped by table, tables in increasing order, elements in gather's order.
+The latents are coded in raster order by :mod:`.raster`; the networks' integers here, with
+constriction (one call per module).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..errors import CorruptFileError
 from . import context, tables
 from .model import Architecture
 
+END_MARK = 0xA5C3  # 16 bits coded after the last latent: a cut or damaged stream rarely decodes it
 ACT_BITS = 8  # ARM activations and outputs are integers in 1/256
 ACT_MAX = 1 << 20  # activation clamp (4096 in real units), which bounds every sum (module docstring)
 MAX_WEIGHT = tables.PARAM_BOUND
@@ -39,20 +40,37 @@ def requantise(acc: Tensor, shift: int) -> Tensor:
     return acc * 2.0**-shift
 
 
-def arm_integer(w: dict[str, Tensor], shift: int, x: Tensor, passes: Tensor, layers: int) -> tuple[Tensor, Tensor]:
-    """The ARM on integers: w the integer weights (float64), x (N, K) integer inputs, passes (N,).
+def arm_integer(w: dict[str, Tensor], shift: int, x: Tensor, p: int, layers: int) -> tuple[Tensor, Tensor]:
+    """The ARM on integers: w the integer weights, x (K, N) integer inputs of pass ``p``, whatever
+    their dtype or layout (all cast to float64, where the arithmetic is exact).
 
     Returns the mean in 1/MEAN_STEPS and the scale index, both int64 (N,)."""
-    h = x @ w["w0"] + w["b0"][passes]  # in 1/2^shift
-    h = requantise(h, shift - ACT_BITS).clamp_(0, ACT_MAX)
-    for i in range(1, layers):
-        h = requantise(h @ w[f"w{i}"] + w[f"b{i}"] * 2.0**ACT_BITS, shift).clamp_(0, ACT_MAX)
-    out = requantise(h @ w["w_out"] + w["b_out"] * 2.0**ACT_BITS, shift)  # in 1/2^ACT_BITS
+    return _arm({k: v.to(torch.float64) for k, v in w.items()}, shift, x.to(torch.float64), p, layers)
+
+
+def _arm(w: dict[str, Tensor], shift: int, x: Tensor, p: int, layers: int, chunk: int = 8192) -> tuple[Tensor, Tensor]:
+    """The integer ARM in x's dtype, ``chunk`` elements at a time (they stay in cache).
+
+    Each layer: acc = W·h + bias + half a step, then ⌊acc / 2^s⌋ clamped to [0, ACT_MAX] (the
+    half step is folded into the bias: floor after adding it is rounding half up)."""
+    first_shift = shift - ACT_BITS
+    biases = [w["b0"][p][:, None] + (2.0 ** (first_shift - 1) if first_shift > 0 else 0.0)]
+    biases += [w[f"b{i}"][:, None] * 2.0**ACT_BITS + 2.0 ** (shift - 1) for i in range(1, layers)]
+    out_bias = w["b_out"][:, None] * 2.0**ACT_BITS + 2.0 ** (shift - 1)
+    weights = [w[f"w{i}"].t() for i in range(layers)]
+    outs = []
+    for start in range(0, x.shape[1], chunk):
+        h = torch.addmm(biases[0], weights[0], x[:, start : start + chunk])
+        h.mul_(2.0**-first_shift).clamp_(0, ACT_MAX).floor_()
+        for i in range(1, layers):
+            h = torch.addmm(biases[i], weights[i], h).mul_(2.0**-shift).clamp_(0, ACT_MAX).floor_()
+        outs.append(torch.addmm(out_bias, w["w_out"].t(), h).mul_(2.0**-shift).floor_())  # in 1/2^ACT_BITS
+    out = torch.cat(outs, 1) if outs else x.new_zeros(2, 0)
     unit = 1 << (ACT_BITS - 3)  # 1/8 in 1/256
-    mean = torch.floor((out[:, 0] + unit // 2) / unit).clamp_(-tables.MEAN_STEPS * tables.LATENT_BOUND,
-                                                            tables.MEAN_STEPS * tables.LATENT_BOUND - 1)
+    mean = torch.floor((out[0] + unit // 2) / unit).clamp_(-tables.MEAN_STEPS * tables.LATENT_BOUND,
+                                                          tables.MEAN_STEPS * tables.LATENT_BOUND - 1)
     low = tables.LOG2_SCALE_MIN * (1 << ACT_BITS)
-    scale = torch.floor((out[:, 1] - low + unit // 2) / unit).clamp_(0, tables.SCALES - 1)
+    scale = torch.floor((out[1] - low + unit // 2) / unit).clamp_(0, tables.SCALES - 1)
     return mean.long(), scale.long()
 
 
@@ -112,43 +130,12 @@ class Coder:
         return out
 
     def finish(self) -> bytes:
+        self.encoder.encode(np.array([END_MARK], np.int32), constriction.stream.model.Uniform(1 << 16))
         return self.encoder.get_compressed().astype("<u4").tobytes()
 
     def check_exhausted(self) -> None:
-        if not self.decoder.maybe_exhausted():
-            raise CorruptFileError("corrupt .nic file (data left over after the last latent)")
-
-
-def code_latents(coder: Coder, a: Architecture, w: dict[str, Tensor], shift: int,
-                 sizes: list[tuple[int, int]], latents: list[Tensor] | None = None) -> list[Tensor]:
-    """Encode integer ``latents`` (finest first, each (h_k, w_k)) or, when None, decode them.
-
-    The encoder knows whole grids, the decoder fills them pass by pass; both compute each pass's
-    contexts with :func:`context.gather`, which reads only elements of earlier passes."""
-    bound, span = tables.LATENT_BOUND, tables.SPAN
-    device = w["w0"].device
-    grids = [torch.zeros(1, 1, h, wd, dtype=torch.float64, device=device) for h, wd in sizes]
-    if latents is not None:
-        for g, y in zip(grids, latents):
-            g[0, 0] = y.to(device=device, dtype=torch.float64)
-    for k in range(len(sizes) - 1, -1, -1):
-        coarse = grids[k + 1] if k + 1 < len(sizes) else None
-        for p in range(a.passes):
-            x, where = context.gather(grids[k], coarse, a.scheme, p, a.coarse_context)
-            if x.shape[1] == 0:
-                continue
-            passes = torch.full((x.shape[1],), p, dtype=torch.long, device=device)
-            mean, scale = arm_integer(w, shift, x[0], passes, a.arm_layers)
-            mean, scale = mean.cpu().numpy(), scale.cpu().numpy()
-            table = tables.table_index(mean, scale)
-            base = mean // tables.MEAN_STEPS + (-2 * bound + 1)  # symbol = v − ⌊mean⌋ − (−2·bound + 1)
-            if latents is not None:
-                values = context.values_at(grids[k], where)[0].cpu().numpy().astype(np.int64)
-                coder.latents(values - base, table)
-            else:
-                symbols = coder.latents(None, table)
-                values = symbols + base
-                if np.abs(values).max() > bound or symbols.min() < 0 or symbols.max() >= span:
-                    raise CorruptFileError("corrupt .nic file (latent out of range)")
-                context.scatter(grids[k], where, torch.from_numpy(values.astype(np.float64))[None].to(device))
-    return [g[0, 0].to(torch.int64).cpu() for g in grids]
+        """The end mark, then nothing: a stream cut short or damaged is refused (the last pass's
+        symbols decide no table, so the CRC of the table indices cannot see them)."""
+        mark = int(self.decoder.decode(constriction.stream.model.Uniform(1 << 16), 1)[0])
+        if mark != END_MARK or not self.decoder.maybe_exhausted():
+            raise CorruptFileError("corrupt .nic file (the coded stream does not end where it should)")

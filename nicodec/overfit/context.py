@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-PAD = 3  # largest neighbour offset: grids are zero-padded by this much
 _CHECKER = ((0, 1), (1, 0), (0, -1), (-1, 0), (2, 1), (1, 2), (-1, 2), (-2, 1), (-2, -1), (-1, -2), (1, -2), (2, -1))
 _ROTATED = tuple((dr + dc, dr - dc) for dr, dc in _CHECKER)  # the same pattern turned by 45°
 _CAUSAL = ((0, -1), (0, -2), (0, -3), (-1, -3), (-1, -2), (-1, -1), (-1, 0), (-1, 1), (-1, 2), (-1, 3),
@@ -40,16 +39,31 @@ COARSE = 9  # 3×3 parent patch
 
 @dataclass(frozen=True)
 class Pass:
-    """Sub-lattices (row phase, column phase) of a grid coded together, and their neighbour offsets."""
+    """Sub-lattices (row phase, column phase) with period ``step`` coded together, and their
+    neighbours' offsets."""
 
     phases: tuple[tuple[int, int], ...]
     offsets: tuple[tuple[int, int], ...]
+    step: int = 2
+
+
+def _recursive(levels: int) -> tuple[Pass, ...]:
+    """Anchors on a lattice of period 2^levels, then per level (coarsest first) the rotated and
+    the upright checkerboard pass at that scale: 1 + 2·levels passes."""
+    passes = [Pass(((0, 0),), (), 1 << levels)]
+    for level in range(levels - 1, -1, -1):
+        s = 1 << level
+        passes.append(Pass(((s, s),), tuple((dr * s, dc * s) for dr, dc in _ROTATED), 2 * s))
+        passes.append(Pass(((0, s), (s, 0)), tuple((dr * s, dc * s) for dr, dc in _CHECKER), 2 * s))
+    return tuple(passes)
 
 
 SCHEMES: dict[str, tuple[Pass, ...]] = {
-    "parallel": (Pass(((0, 0),), ()), Pass(((1, 1),), _ROTATED), Pass(((0, 1), (1, 0)), _CHECKER)),
+    "parallel": _recursive(3),
+    "checkerboard": _recursive(1),
     "raster": (Pass(((0, 0), (0, 1), (1, 0), (1, 1)), _CAUSAL),),
 }
+PAD = max(max(abs(v) for o in p.offsets for v in o) for passes in SCHEMES.values() for p in passes if p.offsets)
 
 
 def neighbours(scheme: str) -> int:
@@ -61,15 +75,17 @@ def inputs(scheme: str, coarse: bool = True) -> int:
     return neighbours(scheme) + (COARSE if coarse else 0)
 
 
-def phase_size(n: int, phase: int) -> int:
-    """Elements of a side of length ``n`` with index ≡ phase (mod 2)."""
-    return (n - phase + 1) // 2
+def phase_size(n: int, phase: int, step: int = 2) -> int:
+    """Elements of a side of length ``n`` with index ≡ phase (mod step)."""
+    return max(0, (n - phase + step - 1) // step)
 
 
 def gather(grid: Tensor, coarse: Tensor | None, scheme: str, p: int, with_coarse: bool = True) -> tuple[Tensor, list]:
     """ARM inputs of pass ``p`` of ``grid`` (G, 1, h, w), given the coarser grid (G, 1, ⌈h/2⌉, ⌈w/2⌉)
-    (None for the coarsest: zeros). Returns (G, N, K) inputs and, per phase, its (r0, c0, rows, cols),
-    the elements in phase order, each row-major. Reads only elements that precede pass ``p``."""
+    (None for the coarsest: zeros). Returns (G, K, N) inputs and, per phase, its (r0, c0, rows, cols),
+    the elements in phase order, each row-major. Reads only elements that precede pass ``p``.
+
+    Inputs come as (G, K, N) — one row per neighbour — so that each row is one contiguous copy."""
     g, _, h, w = grid.shape
     spec = SCHEMES[scheme][p]
     k = neighbours(scheme)
@@ -77,35 +93,39 @@ def gather(grid: Tensor, coarse: Tensor | None, scheme: str, p: int, with_coarse
     if with_coarse:
         cpad = F.pad(coarse if coarse is not None else grid.new_zeros(g, 1, (h + 1) // 2, (w + 1) // 2), (1, 1, 1, 1))
     parts, where = [], []
+    st = spec.step
     for r0, c0 in spec.phases:
-        rows, cols = phase_size(h, r0), phase_size(w, c0)
+        rows, cols = phase_size(h, r0, st), phase_size(w, c0, st)
         if rows == 0 or cols == 0:
             continue
-        slots = [padded[:, 0, PAD + r0 + dr : PAD + r0 + dr + 2 * rows : 2, PAD + c0 + dc : PAD + c0 + dc + 2 * cols : 2]
+        r, c = PAD + r0, PAD + c0
+        slots = [padded[:, 0, r + dr : r + dr + st * (rows - 1) + 1 : st, c + dc : c + dc + st * (cols - 1) + 1 : st]
                  for dr, dc in spec.offsets]
         slots += [grid.new_zeros(g, rows, cols)] * (k - len(spec.offsets))
-        if with_coarse:
-            sr, sc = (-1 if r0 == 0 else 1), (-1 if c0 == 0 else 1)  # towards the element
+        if with_coarse:  # parent (r // 2, c // 2); the nearer coarse neighbour is above / left for even r / c
+            sr, sc = (-1 if r0 % 2 == 0 else 1), (-1 if c0 % 2 == 0 else 1)
+            cs, pr, pc = st // 2, 1 + r0 // 2, 1 + c0 // 2
             for a in (1, 0, -1):
                 for b in (1, 0, -1):
-                    slots.append(cpad[:, 0, 1 + sr * a : 1 + sr * a + rows, 1 + sc * b : 1 + sc * b + cols])
-        parts.append(torch.stack(slots, -1).reshape(g, rows * cols, -1))
-        where.append((r0, c0, rows, cols))
+                    ra, cb = pr + sr * a, pc + sc * b
+                    slots.append(cpad[:, 0, ra : ra + cs * (rows - 1) + 1 : cs, cb : cb + cs * (cols - 1) + 1 : cs])
+        parts.append(torch.stack(slots, 1).reshape(g, len(slots), rows * cols))
+        where.append((r0, c0, st, rows, cols))
     if not parts:
-        return grid.new_zeros(g, 0, k + (COARSE if with_coarse else 0)), where
-    return torch.cat(parts, 1), where
+        return grid.new_zeros(g, k + (COARSE if with_coarse else 0), 0), where
+    return torch.cat(parts, 2), where
 
 
 def values_at(grid: Tensor, where: list) -> Tensor:
     """(G, N) elements of ``grid`` (G, 1, h, w) at the phases of ``where``, in gather's order."""
-    return torch.cat([grid[:, 0, r0 : r0 + 2 * rows : 2, c0 : c0 + 2 * cols : 2].reshape(grid.shape[0], -1)
-                      for r0, c0, rows, cols in where], 1) if where else grid.new_zeros(grid.shape[0], 0)
+    return torch.cat([grid[:, 0, r0 : r0 + st * rows : st, c0 : c0 + st * cols : st].reshape(grid.shape[0], -1)
+                      for r0, c0, st, rows, cols in where], 1) if where else grid.new_zeros(grid.shape[0], 0)
 
 
 def scatter(grid: Tensor, where: list, values: Tensor) -> None:
     """Write (G, N) ``values`` into ``grid`` (G, 1, h, w) at the phases of ``where`` (in place)."""
     start = 0
-    for r0, c0, rows, cols in where:
+    for r0, c0, st, rows, cols in where:
         n = rows * cols
-        grid[:, 0, r0 : r0 + 2 * rows : 2, c0 : c0 + 2 * cols : 2] = values[:, start : start + n].reshape(-1, rows, cols)
+        grid[:, 0, r0 : r0 + st * rows : st, c0 : c0 + st * cols : st] = values[:, start : start + n].reshape(-1, rows, cols)
         start += n

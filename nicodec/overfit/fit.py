@@ -64,8 +64,8 @@ def clamp_latents(latents: list[Tensor], bound: float) -> None:
 def rd_terms(nets: M.Networks, grids: list[Tensor], x: Tensor, index: M.ContextIndex) -> tuple[Tensor, Tensor, Tensor]:
     """Per set: latent bits (G,), MSE (G,) on [0, 1] and the synthesis output (G, 3, H, W)."""
     a = nets.a
-    inputs, passes, targets = index(grids)
-    mean, log2_scale = M.arm_float(dict(nets.arm), inputs, passes, a.arm_layers)
+    inputs, targets = index(grids)
+    mean, log2_scale = M.arm_float(dict(nets.arm), inputs, a.arm_layers)
     bits = M.laplace_bits(targets, mean, log2_scale).sum(1)
     x_hat = M.synthesize(dict(nets.syn), grids)
     mse = (x_hat - x).square().flatten(1).mean(1)
@@ -80,14 +80,22 @@ class FitResult:
 
 
 def fit(x: Tensor, lam: Tensor, a: M.Architecture, config: FitConfig, nets: M.Networks | None = None,
-        bound: float = 63.0, progress: bool = False, log_every: int = 0) -> FitResult:
-    """Fit G models to images x (G, 3, H, W) in [0, 1], each for its λ in ``lam`` (G,)."""
+        bound: float = 63.0, progress: bool = False, log_every: int = 0,
+        init: list[dict[str, Tensor]] | None = None) -> FitResult:
+    """Fit G models to images x (G, 3, H, W) in [0, 1], each for its λ in ``lam`` (G,).
+
+    ``init``: per set, a starting point for its networks (a ``Networks`` state of one set, e.g.
+    learned over training photos); otherwise they start at random, the synthesis at the mean colour."""
     g, _, h, w = x.shape
     gen = torch.Generator(device=x.device).manual_seed(config.seed)
     if nets is None:
         nets = M.Networks(a, g, generator=torch.Generator().manual_seed(config.seed)).to(x.device)
         with torch.no_grad():
-            nets.syn["b1"].copy_(x.mean((2, 3)))  # start from the image's mean colour
+            if init is not None:
+                for name, value in nets.state_dict().items():
+                    value.copy_(torch.stack([state[name][0] for state in init]))
+            else:
+                nets.syn["b1"].copy_(x.mean((2, 3)))  # start from the image's mean colour
     sizes = M.grid_sizes(h, w, a.grids)
     index = M.ContextIndex(sizes, a, x.device)
     latents = [torch.zeros(g, 1, gh, gw, device=x.device, requires_grad=True) for gh, gw in sizes]

@@ -39,7 +39,7 @@ class Architecture:
     arm_width: int = 16
     arm_layers: int = 2  # hidden layers
     synthesis_width: int = 24
-    scheme: str = "parallel"
+    scheme: str = "raster"  # the format codes raster order; the parallel ones are for measurement
     coarse_context: bool = True
 
     @property
@@ -117,15 +117,15 @@ class Networks(nn.Module):
         return self.arm["w0"].shape[0]
 
 
-def arm_float(params: dict[str, Tensor], x: Tensor, pass_index: Tensor, layers: int) -> tuple[Tensor, Tensor]:
-    """The ARM in floating point (training): x (G, N, K), pass_index (N,) → mean, log2-scale (G, N)."""
-    h = x
-    for i in range(layers):
-        h = torch.bmm(h, params[f"w{i}"])
-        h = h + (params["b0"][:, pass_index] if i == 0 else params[f"b{i}"][:, None])
-        h = torch.relu(h).clamp(max=ACT_LIMIT)
-    out = torch.bmm(h, params["w_out"]) + params["b_out"][:, None]
-    return out[..., 0], out[..., 1]
+def arm_float(params: dict[str, Tensor], x: Tensor, layers: int) -> tuple[Tensor, Tensor]:
+    """The ARM in floating point (training): x (G, K + passes, N), the neighbours then a one-hot
+    of the pass (which adds the pass's first-layer bias) → mean, log2-scale (G, N)."""
+    first = torch.cat([params["w0"], params["b0"]], 1)  # (G, K + passes, width)
+    h = torch.bmm(first.transpose(1, 2), x).clamp(0, ACT_LIMIT)  # (G, width, N)
+    for i in range(1, layers):
+        h = torch.baddbmm(params[f"b{i}"][:, :, None], params[f"w{i}"].transpose(1, 2), h).clamp(0, ACT_LIMIT)
+    out = torch.baddbmm(params["b_out"][:, :, None], params["w_out"].transpose(1, 2), h)
+    return out[:, 0], out[:, 1]
 
 
 def upsample2(z: Tensor, half: Tensor, size: tuple[int, int]) -> Tensor:
@@ -186,7 +186,7 @@ class ContextIndex:
     """
 
     def __init__(self, sizes: list[tuple[int, int]], a: Architecture, device: torch.device | str = "cpu"):
-        offsets = [1]  # flat position 0 holds a zero: what padding reads
+        offsets = [2]  # flat positions 0 and 1 hold a zero (what padding reads) and a one (the pass one-hot)
         for h, w in sizes:
             offsets.append(offsets[-1] + h * w)
         ids = [torch.arange(o, o + h * w, dtype=torch.float64).reshape(1, 1, h, w) for o, (h, w) in zip(offsets, sizes)]
@@ -195,30 +195,17 @@ class ContextIndex:
             coarse = ids[k + 1] if k + 1 < len(sizes) else None
             for p in range(a.passes):
                 x, where = context.gather(ids[k], coarse, a.scheme, p, a.coarse_context)
-                inputs.append(x[0])
-                passes.append(torch.full((x.shape[1],), p, dtype=torch.long))
+                onehot = torch.zeros(a.passes, x.shape[2], dtype=torch.float64)
+                onehot[p] = 1
+                inputs.append(torch.cat([x[0], onehot]))
                 targets.append(context.values_at(ids[k], where)[0])
-        self.inputs = torch.cat(inputs).long().to(device)  # (N, K)
-        self.passes = torch.cat(passes).to(device)  # (N,)
+        self.inputs = torch.cat(inputs, 1).long().to(device)  # (K + passes, N)
         self.targets = torch.cat(targets).long().to(device)  # (N,)
 
-    def __call__(self, grids: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        """(G, N, K) inputs, (N,) pass index, (G, N) elements, from grids (G, 1, h_k, w_k), finest first."""
+    def __call__(self, grids: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """(G, K + passes, N) ARM inputs and (G, N) elements, from grids (G, 1, h_k, w_k), finest first."""
         g = grids[0].shape[0]
-        flat = torch.cat([grids[0].new_zeros(g, 1), *(y.reshape(g, -1) for y in grids)], 1)
+        fixed = torch.tensor([0.0, 1.0], dtype=grids[0].dtype, device=grids[0].device).expand(g, 2)
+        flat = torch.cat([fixed, *(y.reshape(g, -1) for y in grids)], 1)
         x = flat.index_select(1, self.inputs.reshape(-1)).reshape(g, *self.inputs.shape)
-        return x, self.passes, flat.index_select(1, self.targets)
-
-
-def arm_inputs(grids: list[Tensor], a: Architecture) -> tuple[Tensor, Tensor, Tensor]:
-    """Every element's ARM inputs for grids whose values are all known (training, estimates):
-    (G, N, K) inputs, (N,) pass index and (G, N) the elements themselves, coarsest grid first."""
-    xs, passes, targets = [], [], []
-    for k in range(len(grids) - 1, -1, -1):
-        coarse = grids[k + 1] if k + 1 < len(grids) else None
-        for p in range(a.passes):
-            x, where = context.gather(grids[k], coarse, a.scheme, p, a.coarse_context)
-            xs.append(x)
-            passes.append(torch.full((x.shape[1],), p, dtype=torch.long, device=x.device))
-            targets.append(context.values_at(grids[k], where))
-    return torch.cat(xs, 1), torch.cat(passes), torch.cat(targets, 1)
+        return x, flat.index_select(1, self.targets)
