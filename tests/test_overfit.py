@@ -245,9 +245,19 @@ def test_fitting_lowers_the_loss_and_writes_a_valid_file(codec):
     assert codec.decompress(data).size == (48, 32)
 
 
-def test_several_images_and_qualities_fit_together_in_one_batch(codec):
+def test_several_images_and_qualities_fit_together_in_one_batch(codec, monkeypatch):
+    from nicodec.overfit import codec as module
+
+    batches = []
+
+    def recording_fit(x, *args, **kwargs):
+        batches.append(x.shape[0])
+        return fit(x, *args, **kwargs)
+
+    monkeypatch.setattr(module, "fit", recording_fit)
     items = [(photo(24, 40, seed=1), 3.0), (photo(24, 40, seed=2), 8.0), (photo(16, 16, seed=3), 6.0)]
-    out = encode_many(items, effort=FEW, codec=codec)
+    out = encode_many(items, effort=FEW, codec=codec, batch_pixels=10**6)
+    assert sorted(batches) == [1, 2]  # the two 24×40 images in one batch
     for (image, q), (data, encoded) in zip(items, out, strict=True):
         decoded = codec.decode(data)
         assert decoded.nic.quality == q and torch.equal(decoded.x_hat, encoded.x_hat)

@@ -13,7 +13,9 @@ Streams of an ``overfit`` file (container model ``overfit``, no weights: ``weigh
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import base64
+import zlib
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,11 +26,9 @@ from .. import container
 from ..errors import CorruptFileError, NicodecError
 from ..images import MODES, from_planes, pack_alpha, to_planes, unpack_alpha
 from ..variable_rate import quality_lambda
-import zlib
-
 from . import coding, header, params, raster, tables
 from .fit import FitConfig, fit
-from .model import Architecture, Networks, grid_sizes, synthesis_shapes, synthesize
+from .model import Architecture, Networks, grid_sizes, synthesize
 
 NAME = "overfit"
 WEIGHTS_ID = bytes(8)  # nothing to load: the decoder's networks are in the file
@@ -40,6 +40,7 @@ EFFORTS = {
     "slow": FitConfig(iterations=4000),
 }
 DEFAULT_EFFORT = "medium"
+BATCH_PIXELS_CUDA = 40_000_000  # pixels fitted at once on a GPU (~1 KB each: a 24-image Kodak curve of 4 points)
 ARM_SHIFTS = range(6, 15)  # quantisation steps 2^−shift tried for each module
 SYNTHESIS_SHIFTS = range(5, 15)
 
@@ -75,6 +76,24 @@ class OverfitDecoded:
     nic: container.NicFile
     header: header.Header
     bits: dict[str, float]
+
+
+def starting_networks(a: Architecture) -> dict[str, Tensor] | None:
+    """The networks learned over training photos (``init_state``, from benchmarks/overfit_pretrain.py)
+    that every fit starts from, when they were learned for this architecture."""
+    try:
+        from . import init_state
+    except ImportError:
+        return None
+    if init_state.ARCHITECTURE != a:
+        return None
+    raw = np.frombuffer(base64.b64decode("".join(init_state.DATA)), dtype="<f4")
+    state, start = {}, 0
+    for name, shape in init_state.SHAPES.items():
+        n = int(np.prod(shape))
+        state[name] = torch.from_numpy(raw[start : start + n].copy()).reshape(1, *shape)
+        start += n
+    return state
 
 
 def quality_to_lambda(quality: float) -> float:
@@ -283,9 +302,14 @@ def finalise(nets: Networks, index: int, latents: list[Tensor], x: Tensor, lam: 
 
 
 def encode_many(items: list[tuple], effort: str | FitConfig | None = None, device: str | torch.device = "cpu",
-                progress: bool = False, codec: OverfitCodec | None = None) -> list[tuple[bytes, OverfitDecoded]]:
-    """Encode several (image, quality) pairs, fitting all tiles of the same size together as one
-    batch of independent models on ``device`` (how a GPU codes a whole curve at once)."""
+                progress: bool = False, codec: OverfitCodec | None = None,
+                batch_pixels: int | None = None) -> list[tuple[bytes, OverfitDecoded]]:
+    """Encode several (image, quality) pairs, fitting tiles of the same size together as batches
+    of independent models on ``device`` (how a GPU codes a whole curve at once).
+
+    ``batch_pixels`` bounds the pixels fitted at once (memory grows ~linearly with them): by
+    default one tile at a time on a CPU (nothing to gain from batching there), BATCH_PIXELS_CUDA
+    on a GPU."""
     codec = codec or OverfitCodec()
     config = codec.fit_config(effort)
     a = codec.config.arch
@@ -304,10 +328,17 @@ def encode_many(items: list[tuple], effort: str | FitConfig | None = None, devic
     by_size: dict[tuple[int, int], list] = {}
     for job in jobs:
         by_size.setdefault(tuple(job[2].shape[-2:]), []).append(job)
-    for size, batch in by_size.items():
+    if batch_pixels is None:
+        batch_pixels = BATCH_PIXELS_CUDA if torch.device(device).type == "cuda" else 1
+    batches = []
+    for size, same in by_size.items():
+        per = max(1, batch_pixels // (size[0] * size[1]))
+        batches += [same[i : i + per] for i in range(0, len(same), per)]
+    for batch in batches:
         x = torch.stack([j[2] for j in batch]).to(device)
         lam = torch.tensor([j[3] for j in batch], device=device)
-        result = fit(x, lam, a, config, progress=progress)
+        init = starting_networks(a) if config.pretrained else None
+        result = fit(x, lam, a, config, progress=progress, init=None if init is None else [init] * len(batch))
         for g, (i, t, xt, lam_g) in enumerate(batch):
             codes[(i, t)] = finalise(result.nets, g, result.latents, xt, lam_g)
     out = []

@@ -26,13 +26,14 @@ class FitConfig:
 
     iterations: int = 1000
     lr: float = 1e-2  # networks
-    latent_lr: float = 1e-2
+    latent_lr: float = 5e-2  # Adam moves each latent by ~lr per step: 1e-2 leaves them near 0 in 1000 steps
     ste_fraction: float = 0.1  # last part of the iterations: straight-through rounding
     ste_lr_scale: float = 0.1  # learning rate of the straight-through phase, relative
     temperature: tuple[float, float] = (0.3, 0.1)  # soft-rounding temperature, annealed over the first phase
     noise: tuple[float, float] = (1.0, 1.0)  # amplitude of the uniform noise, annealed likewise
     warmup: int = 0
     seed: int = 0
+    pretrained: bool = True  # start the networks from those learned over training photos (codec.starting_networks)
 
 
 def soft_round(y: Tensor, t: float) -> Tensor:

@@ -31,13 +31,14 @@ _LOW = 1 << 31  # the state stays in [2^31, 2^63)
 _CAUSAL = np.array(context.SCHEMES["raster"][0].offsets, dtype=np.int64)  # (16, 2)
 
 
-def frequencies(pmf: np.ndarray) -> np.ndarray:
-    """Integer frequencies ≥ 1 summing to 2^PROB_BITS, from a float64 pmf, the same everywhere:
+def frequencies(pmfs: np.ndarray) -> np.ndarray:
+    """Integer frequencies ≥ 1 summing to 2^PROB_BITS per row of float64 pmfs, the same everywhere:
     f = ⌊p / Σp · (2^PROB_BITS − n)⌋ + 1 (Σ correctly rounded: math.fsum), the rest to the mode."""
-    n = len(pmf)
-    total = math.fsum(pmf.tolist())
-    f = np.floor(pmf / total * float((1 << PROB_BITS) - n)).astype(np.int64) + 1
-    f[int(np.argmax(f))] += (1 << PROB_BITS) - int(f.sum())
+    n = pmfs.shape[1]
+    totals = np.array([math.fsum(row) for row in pmfs.tolist()])
+    f = np.floor(pmfs / totals[:, None] * float((1 << PROB_BITS) - n)).astype(np.int64) + 1
+    rows = np.arange(len(f))
+    f[rows, np.argmax(f, axis=1)] += (1 << PROB_BITS) - f.sum(axis=1)  # integer sums: exact
     return f
 
 
@@ -45,8 +46,7 @@ def frequencies(pmf: np.ndarray) -> np.ndarray:
 def cumulative() -> np.ndarray:
     """(TABLES, SPAN + 1) cumulative frequencies of every latent table (built once per process)."""
     cum = np.zeros((tables.TABLES, tables.SPAN + 1), dtype=np.int64)
-    for t in range(tables.TABLES):
-        cum[t, 1:] = np.cumsum(frequencies(tables.latent_pmf(t)))
+    cum[:, 1:] = np.cumsum(frequencies(tables.latent_pmfs()), axis=1)
     return cum
 
 
@@ -82,20 +82,27 @@ def encode(table: np.ndarray, symbol: np.ndarray) -> bytes:
     return words.astype("<u4").tobytes()
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _decode_grid(words, pos, x, grid, coarse, has_coarse, w0, b0, w1s, b1s, wo, bo, shift, cum, tables_out, t_pos,
                  act_bits, act_max, mean_steps, bound, scales, log2_min, span, causal):  # pragma: no cover - compiled
     """Decode one grid in raster order; returns the reader's (pos, x, t_pos, bits spent) or pos = −1
-    on damage."""
+    on damage.
+
+    The ARM's sums are exact: the first layer in int32 (|Σ| < 2^26, module coding's bound), the
+    others in float64 holding integers (|Σ| < 2^42 < 2^53), each written as a loop over the
+    output units (vectorisable without reordering any sum); zero inputs are skipped."""
     spent = 0.0
-    h, w = grid.shape
-    ch, cw = coarse.shape
+    h, w = grid.shape[0] - 3, grid.shape[1] - 6  # grid: padded by 3 above, left and right
     k_in, width = w0.shape
     layers = w1s.shape[0] + 1
-    ctx = np.zeros(k_in, dtype=np.int64)
-    hid = np.zeros(width, dtype=np.int64)
-    nxt = np.zeros(width, dtype=np.int64)
+    ctx = np.zeros(k_in, dtype=np.int32)
+    acc0 = np.zeros(width, dtype=np.int32)
+    hid = np.zeros(width, dtype=np.float64)
+    acc = np.zeros(width, dtype=np.float64)
     first = shift - act_bits
+    half0 = (1 << (first - 1)) if first > 0 else 0
+    down = 2.0 ** -shift
+    half = 2.0 ** (shift - 1)
     unit = 1 << (act_bits - 3)
     low = log2_min * (1 << act_bits)
     mask = (1 << PROB_BITS) - 1
@@ -103,43 +110,49 @@ def _decode_grid(words, pos, x, grid, coarse, has_coarse, w0, b0, w1s, b1s, wo, 
     for r in range(h):
         for c in range(w):
             for j in range(16):
-                rr, cc = r + causal[j, 0], c + causal[j, 1]
-                ctx[j] = grid[rr, cc] if 0 <= rr < h and 0 <= cc < w else 0
-            if has_coarse:
-                pr, pc = r // 2, c // 2
+                ctx[j] = grid[r + 3 + causal[j, 0], c + 3 + causal[j, 1]]
+            if has_coarse:  # coarse: padded by 1 all round
+                pr, pc = r // 2 + 1, c // 2 + 1
                 sr = -1 if r % 2 == 0 else 1
                 sc = -1 if c % 2 == 0 else 1
                 j = 16
                 for a in (1, 0, -1):
                     for b in (1, 0, -1):
-                        rr, cc = pr + sr * a, pc + sc * b
-                        ctx[j] = coarse[rr, cc] if 0 <= rr < ch and 0 <= cc < cw else 0
+                        ctx[j] = coarse[pr + sr * a, pc + sc * b]
                         j += 1
             for u in range(width):
-                acc = b0[u]
-                for j in range(k_in):
-                    acc += ctx[j] * w0[j, u]
-                if first > 0:
-                    acc = (acc + (1 << (first - 1))) >> first
-                else:
-                    acc = acc << (-first)
-                hid[u] = min(max(acc, 0), act_max)
+                acc0[u] = b0[u]
+            for j in range(k_in):
+                v = ctx[j]
+                if v != 0:
+                    for u in range(width):
+                        acc0[u] += v * w0[j, u]
+            for u in range(width):
+                a0 = np.int64(acc0[u])
+                a0 = (a0 + half0) >> first if first > 0 else a0 << (-first)
+                hid[u] = min(max(a0, 0), act_max)
             for layer in range(layers - 1):
                 for u in range(width):
-                    acc = (b1s[layer, u] << act_bits) + (1 << (shift - 1))
-                    for j in range(width):
-                        acc += hid[j] * w1s[layer, j, u]
-                    nxt[u] = min(max(acc >> shift, 0), act_max)
+                    acc[u] = b1s[layer, u] * (1 << act_bits) + half
+                for j in range(width):
+                    v = hid[j]
+                    if v != 0.0:
+                        for u in range(width):
+                            acc[u] += v * w1s[layer, j, u]
                 for u in range(width):
-                    hid[u] = nxt[u]
-            m = (bo[0] << act_bits) + (1 << (shift - 1))
-            ls = (bo[1] << act_bits) + (1 << (shift - 1))
+                    hid[u] = min(max(np.floor(acc[u] * down), 0.0), act_max)
+            m = bo[0] * (1 << act_bits) + half
+            ls = bo[1] * (1 << act_bits) + half
             for j in range(width):
-                m += hid[j] * wo[j, 0]
-                ls += hid[j] * wo[j, 1]
-            m = min(max(((m >> shift) + unit // 2) >> (act_bits - 3), -mean_steps * bound), mean_steps * bound - 1)
-            s = min(max(((ls >> shift) - low + unit // 2) >> (act_bits - 3), 0), scales - 1)
-            t = s * mean_steps + (m & (mean_steps - 1))
+                v = hid[j]
+                if v != 0.0:
+                    m += v * wo[j, 0]
+                    ls += v * wo[j, 1]
+            mi = np.int64(np.floor(m * down))
+            li = np.int64(np.floor(ls * down))
+            mi = min(max((mi + unit // 2) >> (act_bits - 3), -mean_steps * bound), mean_steps * bound - 1)
+            si = min(max((li - low + unit // 2) >> (act_bits - 3), 0), scales - 1)
+            t = si * mean_steps + (mi & (mean_steps - 1))
             tables_out[t_pos] = t
             t_pos += 1
             v = x & mask
@@ -159,20 +172,21 @@ def _decode_grid(words, pos, x, grid, coarse, has_coarse, w0, b0, w1s, b1s, wo, 
                     return -1, x, t_pos, spent
                 x = (x << 32) | np.int64(words[pos])
                 pos += 1
-            value = lo + m // mean_steps + (-2 * bound + 1)
+            value = lo + mi // mean_steps + (-2 * bound + 1)
             if value < -bound or value > bound:
                 return -1, x, t_pos, spent
-            grid[r, c] = value
+            grid[r + 3, c + 3] = value
     return pos, x, t_pos, spent
 
 
 def _weights(w: dict, layers: int) -> tuple:
-    """The integer ARM weights as int64 arrays in the compiled loop's layout."""
-    as_int = {k: np.asarray(v, dtype=np.float64).astype(np.int64) for k, v in w.items()}
-    width = as_int["w0"].shape[1]
-    w1s = np.stack([as_int[f"w{i}"] for i in range(1, layers)]) if layers > 1 else np.zeros((0, width, width), np.int64)
-    b1s = np.stack([as_int[f"b{i}"] for i in range(1, layers)]) if layers > 1 else np.zeros((0, width), np.int64)
-    return as_int["w0"], as_int["b0"][0], w1s, b1s, as_int["w_out"], as_int["b_out"]
+    """The integer ARM weights in the compiled loop's layout: the first layer int32, the others
+    float64 (integers either way; see _decode_grid for why those types)."""
+    f = {k: np.ascontiguousarray(np.asarray(v, dtype=np.float64)) for k, v in w.items()}
+    width = f["w0"].shape[1]
+    w1s = np.stack([f[f"w{i}"] for i in range(1, layers)]) if layers > 1 else np.zeros((0, width, width))
+    b1s = np.stack([f[f"b{i}"] for i in range(1, layers)]) if layers > 1 else np.zeros((0, width))
+    return f["w0"].astype(np.int32), f["b0"][0].astype(np.int32), w1s, b1s, f["w_out"], f["b_out"]
 
 
 class Reader:
@@ -191,19 +205,19 @@ class Reader:
         """The integer latents of a tile (finest first); its tables are kept for the CRC."""
         weights = _weights(w, layers)
         table = np.empty(sum(h * wd for h, wd in sizes), np.int64)
-        grids = [np.zeros(size, np.int64) for size in sizes]
+        padded = [np.zeros((h + 3, w + 6), np.int64) for h, w in sizes]  # zeros: what lies outside
         cum, t_pos = cumulative(), 0
         for k in range(len(sizes) - 1, -1, -1):
-            coarse = grids[k + 1] if k + 1 < len(sizes) else np.zeros((1, 1), np.int64)
+            coarse = np.pad(padded[k + 1][3:, 3:-3], 1) if k + 1 < len(sizes) else np.zeros((1, 1), np.int64)
             self.pos, self.x, t_pos, spent = _decode_grid(
-                self.words, self.pos, self.x, grids[k], coarse, coarse_context and k + 1 < len(sizes), *weights, shift,
+                self.words, self.pos, self.x, padded[k], coarse, coarse_context and k + 1 < len(sizes), *weights, shift,
                 cum, table, t_pos, ACT_BITS, ACT_MAX, tables.MEAN_STEPS, tables.LATENT_BOUND, tables.SCALES,
                 tables.LOG2_SCALE_MIN, tables.SPAN, _CAUSAL)
             if self.pos < 0:
                 raise CorruptFileError("corrupt .nic file (latent stream)")
             self.bits += spent
         self.tables.append(table)
-        return grids
+        return [p[3:, 3:-3].copy() for p in padded]
 
     def finish(self) -> None:
         """rANS ends in the state it started from, with every word read: anything else is damage."""

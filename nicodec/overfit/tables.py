@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import constriction
 import numpy as np
 
 # --- constants that define the bitstream -----------------------------------------------------
@@ -49,7 +48,7 @@ for _n in range(1, 13):
     _INV_FACTORIALS.append(_INV_FACTORIALS[-1] / _n)
 
 
-def laplace_pmf(centre: np.ndarray | float, scale: float, low: int, high: int) -> np.ndarray:
+def laplace_pmf(centre: np.ndarray | float, scale: np.ndarray | float, low: int, high: int) -> np.ndarray:
     """P(v) for integers v in [low, high] of a Laplace(centre, scale) integrated over [v − ½, v + ½]
     (float64, unnormalised tails: the range coder normalises)."""
     v = np.arange(low, high + 1, dtype=np.float64)
@@ -68,32 +67,24 @@ def table_index(mean_eighths: np.ndarray, scale_index: np.ndarray) -> np.ndarray
     return scale_index * MEAN_STEPS + (mean_eighths & (MEAN_STEPS - 1))
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=1)
+def latent_pmfs() -> np.ndarray:
+    """(TABLES, SPAN) float64: row t is table t's pmf over the symbols v − ⌊mean⌋ = −2·bound + 1 …
+    2·bound, t = scale index · MEAN_STEPS + mean fraction index (all tables in one broadcast)."""
+    s, j = np.divmod(np.arange(TABLES), MEAN_STEPS)
+    log2_scale = LOG2_SCALE_MIN + s / SCALE_STEPS  # exact: multiples of 1/8
+    scale = exp(log2_scale * _LN2_HI + log2_scale * _LN2_LO)
+    return laplace_pmf((j / MEAN_STEPS)[:, None], scale[:, None], -2 * LATENT_BOUND + 1, 2 * LATENT_BOUND)
+
+
 def latent_pmf(t: int) -> np.ndarray:
-    """pmf of table ``t`` over the SPAN symbols v − ⌊mean⌋ = −2·bound + 1 … 2·bound."""
-    s, j = divmod(t, MEAN_STEPS)
-    log2_scale = LOG2_SCALE_MIN + s / SCALE_STEPS  # exact: a multiple of 1/8
-    scale = float(exp(np.array(log2_scale * _LN2_HI) + np.array(log2_scale * _LN2_LO)))
-    return laplace_pmf(j / MEAN_STEPS, scale, -2 * LATENT_BOUND + 1, 2 * LATENT_BOUND)
-
-
-@lru_cache(maxsize=None)
-def latent_model(t: int):
-    """constriction's model of table ``t`` (built once per process)."""
-    return constriction.stream.model.Categorical(latent_pmf(t), perfect=False)
-
-
-def latent_log2_pmf(t: int) -> np.ndarray:
-    p = latent_pmf(t)
-    return np.log2(p / p.sum())
+    return latent_pmfs()[t]
 
 
 def param_pmf(e: int, bound: int) -> np.ndarray:
     """pmf of quantised parameters in [−bound, bound]: Laplace(0, 2^(e/2))."""
     half = e / 2
-    scale = float(exp(np.array(half * _LN2_HI) + np.array(half * _LN2_LO)))
+    scale = float(exp(np.array(half * _LN2_HI + half * _LN2_LO)))
     return laplace_pmf(0.0, scale, -bound, bound)
 
 
-def param_model(e: int, bound: int):
-    return constriction.stream.model.Categorical(param_pmf(e, bound), perfect=False)
