@@ -232,27 +232,30 @@ def cmd_info(args) -> int:
 
 
 def cmd_models(args) -> int:
+    from . import releases
     from .codec import default_quality
-    from .models import ARCHITECTURES
+    from .models import ARCHITECTURES, ScaleHyperprior
     from .weights import megabytes, read_metadata, stored_bytes
-    from .zoo import DEFAULT_MODEL, shipped_weights
+    from .zoo import DEFAULT_MODEL
 
-    shipped = shipped_weights()
     for name, cls in ARCHITECTURES.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         tag = " (default)" if name == DEFAULT_MODEL else ""
-        if name in shipped:
-            meta = read_metadata(shipped[name])
+        print(f"{name}{tag}\n    {doc}")
+        found = [r for r in releases.releases() if r.architecture == name]
+        if not found:
+            print("    weights: not shipped in this build")
+        for release in reversed(found):
+            meta = read_metadata(release.path)
             c = meta["config"]
             lambdas = meta.get("lambdas") or []
             trained = f" (λ {lambdas[0]:g}–{lambdas[-1]:g} {meta.get('distortion', 'mse')})" if lambdas else ""
-            default = default_quality(meta, c["levels"])
-            own, shared, lender = stored_bytes(shipped[name])
+            own, shared, lender = stored_bytes(release.path)
             size = f"{megabytes(own)} MB" + (f" + {megabytes(shared)} MB shared with {lender}" if lender else "")
-            status = f"weights: N={c['N']} M={c['M']}, quality 1–{c['levels']}{trained}, default {default:g}, {size}"
-        else:
-            status = "weights: not shipped in this build"
-        print(f"{name}{tag}\n    {doc}\n    {status}")
+            current = " — current" if release is found[-1] else ""
+            print(f"    release {release.release} ({release.date}){current}: {release.path.name}, id {release.weights_id}")
+            print(f"        N={c['N']} M={c['M']}, quality 1–{c['levels']}{trained}, default {default_quality(meta, c['levels']):g}, "
+                  f"{size}; codes .nic version {1 if issubclass(cls, ScaleHyperprior) and not c.get('integer_hyper') else 3}")
     return 0
 
 

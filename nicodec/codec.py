@@ -50,6 +50,10 @@ class Codec:
         self.model = model
         self.metadata = dict(metadata or {})
         self.weights_id = weights_id(model)
+        # the container version written: 3 (deterministic coding path) when the model can, else the
+        # legacy float64 path (1, or 2 with metadata) — for weights without an integer hyper-synthesis,
+        # and for tests that need legacy files
+        self.version = container.VERSION_EXACT if model.exact_ready else container.VERSION
 
     @property
     def name(self) -> str:
@@ -133,12 +137,15 @@ class Codec:
         alpha = b"" if planes.alpha is None else zlib.compress(planes.alpha.tobytes(), 9)
         y = self.model.analyze(x)
 
+        version = self.version
+        exact = version not in container.LEGACY_VERSIONS
+
         def pack(q: float, reconstruct: bool = False, latents: dict | None = None) -> tuple[bytes, Coded]:
-            coded = self.model.compress(x, q, reconstruct=reconstruct, latents=latents, y=y)
+            coded = self.model.compress(x, q, reconstruct=reconstruct, latents=latents, y=y, exact=exact)
             nic = container.NicFile(
                 model=self.name, weights_id=self.weights_id, quality=q, width=w, height=h,
                 mode=MODES.index(planes.mode), param_crc=coded.param_crc, streams=[*coded.streams, alpha],
-                metadata={container.ICC: planes.icc} if planes.icc else {},
+                metadata={container.ICC: planes.icc} if planes.icc else {}, version=version,
             )
             return container.pack(nic), coded
 
@@ -181,8 +188,12 @@ class Codec:
         self._check_origin(nic)
         if not 1 <= nic.quality <= self.levels:
             raise CorruptFileError("corrupt .nic file (quality outside the model's range)")
+        exact = nic.version not in container.LEGACY_VERSIONS
+        if exact and not self.model.exact_ready:
+            raise NicodecError(f"these {self.name} weights have no integer hyper-synthesis, which .nic version "
+                               f"{nic.version} files need: pass the weights the file was made with")
         try:
-            coded = self.model.decompress(nic.streams[:-1], self._padded(nic.height, nic.width), nic.quality)
+            coded = self.model.decompress(nic.streams[:-1], self._padded(nic.height, nic.width), nic.quality, exact=exact)
         except NicodecError:
             raise
         except Exception as exc:  # constriction or shape errors on a damaged stream

@@ -8,8 +8,11 @@ Reader and writer both use the one declaration, so they cannot disagree. See doc
     payload            the streams, concatenated (model streams, the alpha stream, and in
                        version 2 a last stream of metadata chunks, e.g. the ICC profile)
 
-A file without metadata is written as version 1, so older readers still read it; one with
-metadata is version 2, which they refuse by name rather than misreading it.
+Version 3 (what nicodec writes now) has the same layout with the metadata stream always last
+(empty when there is none) and marks the deterministic coding path: coding tables built with
+:mod:`nicodec.exact` and an integer hyper-synthesis. Versions 1 (no metadata) and 2 (metadata)
+are read and decoded with the float64 coding path they were written with; older readers refuse
+version 3 by name rather than misreading it.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from dataclasses import dataclass, field
 from .errors import CorruptFileError
 
 MAGIC = b"\x89NIC"
-VERSION = 1  # without metadata
-VERSION_METADATA = 2  # with a trailing metadata stream
-VERSIONS = (VERSION, VERSION_METADATA)
+VERSION = 1  # float64 coding path, without metadata
+VERSION_METADATA = 2  # float64 coding path, with a trailing metadata stream
+VERSION_EXACT = 3  # deterministic coding path; the metadata stream is always there (maybe empty)
+VERSIONS = (VERSION, VERSION_METADATA, VERSION_EXACT)
+LEGACY_VERSIONS = (VERSION, VERSION_METADATA)  # decoded with the float64 coding path
 MAX_SIDE = 1 << 15  # refuse absurd sizes before allocating anything
 MAX_STREAMS = 16
 MAX_METADATA = 1 << 24  # bytes of metadata chunks after inflating (ICC profiles are KBs)
@@ -56,14 +61,22 @@ class NicFile:
     param_crc: int
     streams: list[bytes]  # model streams, then the alpha stream (empty when there is no alpha)
     metadata: dict[str, bytes] = field(default_factory=dict)  # 4-character tag -> bytes
-    version: int = VERSION  # set by unpack; pack chooses it from the metadata
+    version: int = VERSION_EXACT  # 3; or a legacy file (1 or 2: pack picks which from the metadata)
 
 
 def pack(f: NicFile) -> bytes:
     """Serialise a NicFile to bytes."""
-    streams = [*f.streams, _pack_metadata(f.metadata)] if f.metadata else f.streams
+    if f.version == VERSION_EXACT:
+        version, streams = VERSION_EXACT, [*f.streams, _pack_metadata(f.metadata) if f.metadata else b""]
+    elif f.version in LEGACY_VERSIONS:
+        version = VERSION_METADATA if f.metadata else VERSION
+        streams = [*f.streams, _pack_metadata(f.metadata)] if f.metadata else f.streams
+    else:
+        raise ValueError(f"cannot write .nic version {f.version}")
+    if len(streams) > MAX_STREAMS:
+        raise ValueError(f"{len(streams)} streams; a .nic file holds at most {MAX_STREAMS}")
     values = dict(
-        magic=MAGIC, version=VERSION_METADATA if f.metadata else VERSION, model=f.model.encode("ascii"), weights_id=f.weights_id,
+        magic=MAGIC, version=version, model=f.model.encode("ascii"), weights_id=f.weights_id,
         quality=f.quality, width=f.width, height=f.height, mode=f.mode, param_crc=f.param_crc,
         n_streams=len(streams),
     )
@@ -87,7 +100,8 @@ def unpack(data: bytes) -> NicFile:
     fields = dict(zip((name for name, _ in HEADER), _HEADER.unpack_from(data)))
     if fields["version"] not in VERSIONS:
         raise CorruptFileError(
-            f"unsupported .nic format version {fields['version']} (this nicodec reads {' and '.join(map(str, VERSIONS))})")
+            f"unsupported .nic format version {fields['version']} (this nicodec reads versions "
+            f"{', '.join(map(str, VERSIONS[:-1]))} and {VERSIONS[-1]}; a newer nicodec may read it)")
     n = fields["n_streams"]
     if n > MAX_STREAMS:
         raise CorruptFileError("corrupt .nic file (bad stream count)")
@@ -115,10 +129,14 @@ def unpack(data: bytes) -> NicFile:
         streams.append(payload[offset : offset + length])
         offset += length
     metadata = {}
-    if fields["version"] == VERSION_METADATA:
+    if fields["version"] in (VERSION_METADATA, VERSION_EXACT):
         if n < 2:
             raise CorruptFileError("corrupt .nic file (bad stream count)")
-        metadata = _unpack_metadata(streams.pop())
+        last = streams.pop()
+        if last or fields["version"] == VERSION_METADATA:
+            metadata = _unpack_metadata(last)
+    elif n < 1:
+        raise CorruptFileError("corrupt .nic file (bad stream count)")
     return NicFile(
         model=model, weights_id=fields["weights_id"], quality=fields["quality"], width=fields["width"],
         height=fields["height"], mode=fields["mode"], param_crc=fields["param_crc"], streams=streams,

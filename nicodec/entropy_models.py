@@ -2,13 +2,18 @@
 
 * ``likelihood(values, cond)`` — probability of each (noisy or rounded) value, for training and
   for rate estimates, and
-* ``coding_tables(cond)`` — which categorical table codes each element, plus the tables, for the
-  range coder in :mod:`nicodec.entropy_coding`.
+* ``coding_tables(cond, shape, exact)`` — which categorical table codes each element, plus the
+  tables, for the range coder in :mod:`nicodec.entropy_coding`.
 
 ``cond`` is what the model is conditioned on: the per-channel gain of the variable-rate model for
 :class:`EntropyBottleneck`, predicted means and scales for :class:`GaussianConditional`.
-Coding tables are computed in float64 from frozen quantities, so encoder and decoder build
-bit-identical tables.
+
+Two ways of building tables, chosen by the file's container version (docs/format.md):
+
+* ``exact=True`` (version 3): from frozen quantities with :mod:`nicodec.exact`'s deterministic
+  float64 arithmetic, so encoder and decoder build bit-identical tables on any machine;
+* ``exact=False`` (versions 1 and 2, kept so that their files decode as they always did): with
+  PyTorch's float64 functions.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import exact as xm
 from .entropy_coding import CodingTables
 from .layers import lower_bound
 
@@ -32,6 +38,7 @@ MAX_TABLE_SIZE = 4096  # widest table; values beyond it are escape-coded (rare, 
 SCALE_MIN = 0.11  # smallest Gaussian scale; below it a quantised Gaussian is ~all mass at 0
 SCALE_MAX = 256.0  # largest scale with its own table; larger scales use this one plus escapes
 SCALE_LEVELS = 128  # log-spaced scale tables: neighbours differ by 6 %, costing < 0.1 % in rate
+TAIL_SIGMAS = 6.1094102048693975  # −Φ⁻¹(TAIL_MASS / 2): half-width of a Gaussian table, in scales (version 3)
 
 
 class EntropyModel(nn.Module):
@@ -44,8 +51,9 @@ class EntropyModel(nn.Module):
         """Offset that quantisation rounds around (the predicted mean), or None for plain rounding."""
         return None
 
-    def coding_tables(self, cond, shape: torch.Size) -> tuple[np.ndarray, CodingTables]:
-        """Table index for each element of a latent of ``shape``, and the tables."""
+    def coding_tables(self, cond, shape: torch.Size, exact: bool = False) -> tuple[np.ndarray, CodingTables]:
+        """Table index for each element of a latent of ``shape``, and the tables; ``exact``: built
+        with deterministic arithmetic (container version 3), else the legacy float64 way."""
         raise NotImplementedError
 
     def shape(self, cond, size: torch.Size | None) -> torch.Size:
@@ -126,9 +134,12 @@ class EntropyBottleneck(EntropyModel):
             hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
         self.quantiles.copy_(((lo + hi) / 2).reshape(self.channels, 2))
 
-    def coding_tables(self, cond: Tensor, shape: torch.Size) -> tuple[np.ndarray, CodingTables]:
+    def coding_tables(self, cond: Tensor, shape: torch.Size, exact: bool = False) -> tuple[np.ndarray, CodingTables]:
         if not bool(torch.isfinite(self.quantiles).all()) or bool((self.quantiles == 0).all()):
             raise RuntimeError("entropy bottleneck not frozen: call update() before coding")
+        index = np.broadcast_to(np.arange(self.channels).reshape(1, -1, 1, 1), shape)
+        if exact:
+            return index, self._exact_tables(cond.detach().reshape(-1).to(torch.float64).cpu().numpy())
         with torch.no_grad():
             gains = cond.detach().reshape(-1).to(torch.float64)  # (C,)
             first = torch.floor(self.quantiles[:, 0] * gains)
@@ -142,8 +153,39 @@ class EntropyBottleneck(EntropyModel):
         for c in range(self.channels):
             pmf = p[c, : int(sizes[c])]
             pmfs.append(np.append(pmf, max(1.0 - pmf.sum(), 0.0)))
-        index = np.broadcast_to(np.arange(self.channels).reshape(1, -1, 1, 1), shape)
         return index, CodingTables(pmfs, first.numpy().astype(np.int64))
+
+    def _exact_tables(self, gains: np.ndarray) -> CodingTables:
+        """The tables of :meth:`coding_tables` built with :mod:`nicodec.exact` (container version 3)."""
+        quantiles = self.quantiles.detach().cpu().numpy()
+        first = np.floor(quantiles[:, 0] * gains)
+        last = np.ceil(quantiles[:, 1] * gains)
+        sizes = np.clip(last - first + 1, 1, MAX_TABLE_SIZE)
+        first = np.floor((first + last) / 2 - (sizes - 1) / 2)
+        k = first[:, None] + np.arange(int(sizes.max()), dtype=np.float64)  # (C, K)
+        lower = ((k - 0.5) / gains[:, None])[:, None, :]
+        upper = ((k + 0.5) / gains[:, None])[:, None, :]
+        lo, hi = self._exact_logits_cdf(lower), self._exact_logits_cdf(upper)
+        sign = np.where(lo + hi > 0, -1.0, 1.0)
+        p = np.abs(xm.sigmoid(sign * hi) - xm.sigmoid(sign * lo))[:, 0]
+        pmfs = []
+        for c in range(self.channels):
+            pmf = p[c, : int(sizes[c])]
+            pmfs.append(np.append(pmf, max(1.0 - float(xm.cumulative_sum(pmf)[-1]), 0.0)))
+        return CodingTables(pmfs, first.astype(np.int64))
+
+    def _exact_logits_cdf(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`_logits_cdf` on (C, 1, N) float64 values with deterministic arithmetic: the small
+        per-channel matrix products are written out in a fixed order."""
+        for i, (matrix, bias) in enumerate(zip(self.matrices, self.biases)):
+            weights = xm.softplus(matrix.detach().cpu().to(torch.float64).numpy())  # (C, out, in)
+            out = weights[:, :, 0, None] * x[:, 0, None, :]
+            for j in range(1, weights.shape[2]):
+                out = out + weights[:, :, j, None] * x[:, j, None, :]
+            x = out + bias.detach().cpu().to(torch.float64).numpy()
+            if i < len(self.factors):
+                x = x + xm.tanh(self.factors[i].detach().cpu().to(torch.float64).numpy()) * xm.tanh(x)
+        return x
 
 
 @dataclass
@@ -175,7 +217,9 @@ class GaussianConditional(EntropyModel):
     def shape(self, cond: GaussianParams, size: torch.Size | None) -> torch.Size:
         return cond.scales.shape
 
-    def coding_tables(self, cond: GaussianParams, shape: torch.Size) -> tuple[np.ndarray, CodingTables]:
+    def coding_tables(self, cond: GaussianParams, shape: torch.Size, exact: bool = False) -> tuple[np.ndarray, CodingTables]:
+        if exact:
+            return exact_scale_indices(cond.scales), exact_gaussian_tables()
         return scale_indices(cond.scales), _gaussian_tables()
 
 
@@ -197,6 +241,41 @@ def _gaussian_tables() -> CodingTables:
         k = torch.arange(-radius, radius + 1, dtype=torch.float64)
         pmf = (_normal_cdf((0.5 - k.abs()) / s) - _normal_cdf((-0.5 - k.abs()) / s)).numpy()
         pmfs.append(np.append(pmf, max(1.0 - pmf.sum(), 0.0)))
+        offsets.append(-radius)
+    return CodingTables(pmfs, np.array(offsets, dtype=np.int64))
+
+
+def _table_log_scales() -> tuple[float, float]:
+    """log SCALE_MIN and the log-step between neighbouring table scales, computed exactly."""
+    log_min, log_max = (float(v) for v in xm.log([SCALE_MIN, SCALE_MAX]))
+    return log_min, (log_max - log_min) / (SCALE_LEVELS - 1)
+
+
+@lru_cache(maxsize=1)
+def _scale_thresholds() -> np.ndarray:
+    """The SCALE_LEVELS − 1 boundaries between table scales (geometric midpoints), exactly."""
+    log_min, step = _table_log_scales()
+    return xm.exp(log_min + (np.arange(SCALE_LEVELS - 1, dtype=np.float64) + 0.5) * step)
+
+
+def exact_scale_indices(scales: Tensor) -> np.ndarray:
+    """Index of the table scale nearest (in log scale) to each element, by comparisons with fixed
+    thresholds: the same on every machine for the same float64 scales (container version 3)."""
+    s = scales.detach().to(torch.float64).cpu().numpy()
+    return np.searchsorted(_scale_thresholds(), s, side="right").astype(np.int64)
+
+
+@lru_cache(maxsize=1)
+def exact_gaussian_tables() -> CodingTables:
+    """:func:`_gaussian_tables` built with deterministic arithmetic (container version 3)."""
+    log_min, step = _table_log_scales()
+    scales = xm.exp(log_min + np.arange(SCALE_LEVELS, dtype=np.float64) * step)
+    pmfs, offsets = [], []
+    for s in scales:
+        radius = min(int(math.ceil(TAIL_SIGMAS * float(s))), (MAX_TABLE_SIZE - 1) // 2)
+        k = np.abs(np.arange(-radius, radius + 1, dtype=np.float64))
+        pmf = xm.normal_cdf((0.5 - k) / s) - xm.normal_cdf((-0.5 - k) / s)
+        pmfs.append(np.append(pmf, max(1.0 - float(xm.cumulative_sum(pmf)[-1]), 0.0)))
         offsets.append(-radius)
     return CodingTables(pmfs, np.array(offsets, dtype=np.int64))
 

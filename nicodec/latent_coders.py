@@ -74,9 +74,11 @@ class EncodingCoder:
 
     ``param_crc`` fingerprints the table indices used, so the decoder can prove that it
     derived the same coding parameters (a mismatch would otherwise decode garbage).
+    ``exact``: tables from the deterministic path (container version 3), else the legacy one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, exact: bool = True) -> None:
+        self.exact = exact
         self.streams: list[bytes] = []
         self.latents: dict[str, Tensor] = {}
         self.param_crc = 0
@@ -86,9 +88,9 @@ class EncodingCoder:
         symbols = torch.round(value if center is None else value - center)
         if not bool(torch.isfinite(symbols).all()):
             raise ValueError(f"latent {name!r} is not finite")
-        index, tables = model.coding_tables(cond, value.shape)
+        index, tables = model.coding_tables(cond, value.shape, exact=self.exact)
         self.param_crc = zlib.crc32(np.ascontiguousarray(index, dtype="<i4").tobytes(), self.param_crc)
-        self.streams.append(entropy_coding.encode(symbols.to(torch.int64).numpy(), index, tables))
+        self.streams.append(entropy_coding.encode(symbols.to(torch.int64).cpu().numpy(), index, tables))
         latent = symbols if center is None else symbols + center
         self.latents[name] = latent
         return latent
@@ -144,6 +146,10 @@ class OverridingCoder:
     def likelihoods(self) -> dict[str, Tensor]:
         return self.inner.likelihoods
 
+    @property
+    def exact(self) -> bool:
+        return getattr(self.inner, "exact", False)
+
     def __call__(self, name: str, model: EntropyModel, value: Tensor | None, cond, size=None) -> Tensor:
         self.offered[name] = value
         given = self.values.get(name)
@@ -155,7 +161,8 @@ class OverridingCoder:
 class DecodingCoder:
     """Reads the streams back in the order the encoder wrote them."""
 
-    def __init__(self, streams: list[bytes]):
+    def __init__(self, streams: list[bytes], exact: bool = True):
+        self.exact = exact
         self._streams = list(streams)
         self.latents: dict[str, Tensor] = {}
         self.param_crc = 0
@@ -164,10 +171,11 @@ class DecodingCoder:
         if not self._streams:
             raise CorruptFileError("corrupt file: fewer streams than the model needs")
         shape = model.shape(cond, size)
-        index, tables = model.coding_tables(cond, shape)
+        index, tables = model.coding_tables(cond, shape, exact=self.exact)
         self.param_crc = zlib.crc32(np.ascontiguousarray(index, dtype="<i4").tobytes(), self.param_crc)
         symbols = entropy_coding.decode(self._streams.pop(0), index, tables)
-        latent = torch.from_numpy(symbols.reshape(tuple(shape))).to(torch.float64)  # coding runs in float64
+        device = cond.device if isinstance(cond, Tensor) else cond.scales.device
+        latent = torch.from_numpy(symbols.reshape(tuple(shape))).to(device=device, dtype=torch.float64)  # coding runs in float64
         center = model.center(cond)
         latent = latent if center is None else latent + center
         self.latents[name] = latent

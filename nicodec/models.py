@@ -8,6 +8,7 @@ and inherits training (``forward``), rate estimation, ``compress`` and ``decompr
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import ClassVar
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .entropy_models import EntropyBottleneck, GaussianConditional, GaussianParams
+from .integer_network import IntegerNetwork, layers_of
 from .latent_coders import DecodingCoder, EncodingCoder, OverridingCoder, QuantMode, RelaxedCoder, RoundingCoder
 from .layers import GDN, conv, deconv
 from .tiling import tiled
@@ -24,11 +26,14 @@ from .variable_rate import Gains
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Widths and rate levels. N: transform channels; M: latent channels; levels: trained λ count."""
+    """Widths and rate levels. N: transform channels; M: latent channels; levels: trained λ count;
+    integer_hyper: the model carries an integer copy of its hyper-synthesis (:mod:`nicodec.calibration`),
+    which container version 3 codes with (ignored by models without a hyperprior)."""
 
     N: int = 128
     M: int = 192
     levels: int = 6
+    integer_hyper: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,11 +75,21 @@ TILE = 1024
 HALOS = {"g_a": 32, "h_a": 8, "g_s": 2, "h_s": 2}
 
 
+def exact_coding(coder) -> bool:
+    """Whether ``coder`` codes with the deterministic path of container version 3 (exact gains,
+    integer hyper-synthesis, exact tables) rather than with the float modules."""
+    return getattr(coder, "exact", False)
+
+
 class CompressionModel(nn.Module):
     """Base class: owns the variable-rate gains, the synthesis and the shared coding logic.
 
     Inputs are RGB in [0, 1], shape (B, 3, H, W) with H and W multiples of ``stride``;
     ``quality`` is a float or a (B,) tensor of values in [1, levels].
+
+    Coding comes in two versions (``exact``): the deterministic path of container version 3,
+    whose coding tables are the same on every machine by construction, and the float64 path of
+    versions 1 and 2, kept so that their files decode as they always did (docs/format.md).
     """
 
     name: ClassVar[str]
@@ -135,10 +150,15 @@ class CompressionModel(nn.Module):
         y_hat = self.code(coder, q, self._analyze(x), self._latent_size(x.shape))
         return ModelOutput(self._synthesize(y_hat, q).clamp(0, 1), coder.likelihoods)
 
+    @property
+    def exact_ready(self) -> bool:
+        """Whether this model can code with the deterministic path (container version 3)."""
+        return True
+
     @torch.no_grad()
     def compress(
         self, x: Tensor, quality: float, reconstruct: bool = True, latents: dict[str, Tensor] | None = None,
-        y: Tensor | None = None,
+        y: Tensor | None = None, exact: bool = True,
     ) -> Coded:
         """x: (1, 3, H, W). One range-coded stream per latent, in coding order.
 
@@ -147,25 +167,34 @@ class CompressionModel(nn.Module):
         domain, as the coders see them) with given values, e.g. refined ones
         (:mod:`nicodec.refinement`); the others come from the analysis transforms as usual.
         ``y``: :meth:`analyze` of x when the caller has it already (it does not depend on the
-        quality: rate control codes one image at several).
+        quality: rate control codes one image at several). ``exact``: the coding path of
+        container version 3, else that of versions 1 and 2.
         """
         q = self._quality(quality, 1)
-        coder = EncodingCoder()
+        coder = EncodingCoder(exact=exact)
         overriding = OverridingCoder(coder, {k: v.detach().double() for k, v in (latents or {}).items()})
         y = (self.analyze(x) if y is None else y).contiguous().double()
-        y_hat = self._coding_copy().code(overriding, q.double(), y, self._latent_size(x.shape)).float()
+        y_hat = self._coder_model(exact).code(overriding, q.double(), y, self._latent_size(x.shape)).float()
         x_hat = self._synthesize(_nhwc(y_hat), q).contiguous().clamp(0, 1) if reconstruct else None
         return Coded(coder.streams, coder.latents, x_hat, coder.param_crc)
 
     @torch.no_grad()
-    def decompress(self, streams: list[bytes], size: tuple[int, int], quality: float) -> Coded:
-        """Rebuild (1, 3, H, W) from the streams; ``size`` is the padded (H, W)."""
+    def decompress(self, streams: list[bytes], size: tuple[int, int], quality: float, exact: bool = True) -> Coded:
+        """Rebuild (1, 3, H, W) from the streams; ``size`` is the padded (H, W); ``exact`` as in
+        :meth:`compress`."""
         q = self._quality(quality, 1)
-        coder = DecodingCoder(streams)
-        y_hat = self._coding_copy().code(coder, q.double(), None, self._latent_size((1, 3, *size))).float()
+        coder = DecodingCoder(streams, exact=exact)
+        y_hat = self._coder_model(exact).code(coder, q.double(), None, self._latent_size((1, 3, *size))).float()
         coder.finish()
         x_hat = self._synthesize(_nhwc(y_hat), q).contiguous().clamp(0, 1)
         return Coded(list(streams), coder.latents, x_hat, coder.param_crc)
+
+    def _coder_model(self, exact: bool) -> CompressionModel:
+        if not exact:
+            return self._coding_copy()
+        if not self.exact_ready:
+            raise ValueError(f"this {self.name} model has no integer hyper-synthesis: calibrate it (nicodec.calibration)")
+        return self
 
     def _coding_copy(self) -> CompressionModel:
         """A float64 copy of everything but the transforms g_a and g_s, to code with.
@@ -177,7 +206,7 @@ class CompressionModel(nn.Module):
         value across a table boundary, and the file's parameter CRC reports the case that would.
         """
         modules = self._modules
-        self._modules = {k: v for k, v in modules.items() if k not in ("g_a", "g_s")}
+        self._modules = {k: v for k, v in modules.items() if k not in ("g_a", "g_s", "h_s_int")}
         try:
             coding = copy.deepcopy(self)
         finally:
@@ -203,7 +232,7 @@ class FactorizedPrior(CompressionModel):
         self.y_model = EntropyBottleneck(config.M)
 
     def code(self, coder, quality, y, size):
-        gain = self.y_gain(quality)
+        gain = self.y_gain.exact(quality) if exact_coding(coder) else self.y_gain(quality)
         return coder("y", self.y_model, None if y is None else y * gain, gain, size)
 
 
@@ -225,6 +254,7 @@ class ScaleHyperprior(CompressionModel):
         self.z_gain = Gains(config.levels, N)
         self.z_model = EntropyBottleneck(N)
         self.y_model = GaussianConditional()
+        self.h_s_int = IntegerNetwork(layers_of(self.h_s)) if config.integer_hyper else None
 
     @staticmethod
     def _hyper_synthesis(N: int, M: int) -> nn.Module:
@@ -236,14 +266,46 @@ class ScaleHyperprior(CompressionModel):
     def _gaussian(self, hyper: Tensor, gain: Tensor) -> GaussianParams:
         return GaussianParams(scales=hyper * gain)
 
+    @property
+    def exact_ready(self) -> bool:
+        return self.h_s_int is not None and int(self.h_s_int.input_limit) > 0
+
     def code(self, coder, quality, y, size):
-        gain, z_gain = self.y_gain(quality), self.z_gain(quality)
+        exact = exact_coding(coder)
+        gain = self.y_gain.exact(quality) if exact else self.y_gain(quality)
+        z_gain = self.z_gain.exact(quality) if exact else self.z_gain(quality)
         y_gained = None if y is None else y * gain
-        z = None if y is None else self._transform("h_a", self._hyper_input(y_gained), Fraction(1, 4), 16) * z_gain
+        z = None
+        if y is not None:
+            hyper_input = self._hyper_input(y_gained).to(self.z_gain.log_gain.dtype)
+            z = self._transform("h_a", hyper_input, Fraction(1, 4), 16).to(z_gain.dtype) * z_gain
         b, _, h, w = size
         z_hat = coder("z", self.z_model, z, z_gain, (b, self.config.N, h // 4, w // 4))
-        params = self._gaussian(self._transform("h_s", z_hat / z_gain, 4, 64), gain)
-        return coder("y", self.y_model, y_gained, params, size)
+        if exact:  # the integer copy of h_s: the same scales and means on every machine
+            hyper = tiled(lambda t: self.h_s_int(t, divisor=z_gain), z_hat, 4, TILE // 64, HALOS["h_s"])
+        else:
+            hyper = self._transform("h_s", z_hat / z_gain, 4, 64)
+        return coder("y", self.y_model, y_gained, self._gaussian(hyper, gain), size)
+
+    @torch.no_grad()
+    def hyper_synthesis_inputs(self, x: Tensor, qualities: list[float]) -> list[Tensor]:
+        """ẑ / gain for image x at each of ``qualities``: what h_s sees when coding (calibration data)."""
+        y = self.analyze(x)
+        out = []
+        for quality in qualities:
+            q = self._quality(quality, x.shape[0])
+            z_gain = self.z_gain(q)
+            z_hat = torch.round(self._transform("h_a", self._hyper_input(y * self.y_gain(q)), Fraction(1, 4), 16) * z_gain)
+            out.append(z_hat / z_gain)
+        return out
+
+    def set_integer_hyper(self, network: IntegerNetwork) -> None:
+        """Attach a calibrated integer copy of h_s (:mod:`nicodec.calibration`); the config says so."""
+        if network.layers != layers_of(self.h_s):
+            raise ValueError("the integer network does not match this model's hyper-synthesis")
+        network.check()
+        self.h_s_int = network
+        self.config = dataclasses.replace(self.config, integer_hyper=True)
 
 
 class MeanScaleHyperprior(ScaleHyperprior):

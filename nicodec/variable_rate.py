@@ -11,8 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
+
+from . import exact as xm
 
 
 class Gains(nn.Module):
@@ -33,6 +36,19 @@ class Gains(nn.Module):
     def forward(self, quality: Tensor) -> Tensor:
         """Gains for each quality in ``quality`` (B,), shaped (B, C, 1, 1) to scale latents."""
         return torch.exp(interpolate_levels(self.log_gain, quality))[:, :, None, None]
+
+    def exact(self, quality: Tensor) -> Tensor:
+        """:meth:`forward` in float64 with deterministic arithmetic (:mod:`nicodec.exact`): what
+        the coding path of container version 3 uses, the same bits on every machine."""
+        table = self.log_gain.detach().cpu().to(torch.float64).numpy()  # (L, C)
+        q = np.clip(quality.detach().cpu().to(torch.float64).numpy().reshape(-1), 1.0, float(self.levels)) - 1.0
+        if self.levels == 1:
+            logs = np.repeat(table[:1], len(q), axis=0)
+        else:
+            low = np.minimum(np.floor(q), self.levels - 2).astype(np.int64)
+            t = (q - low)[:, None]
+            logs = (1.0 - t) * table[low] + t * table[low + 1]
+        return torch.from_numpy(xm.exp(logs))[:, :, None, None].to(self.log_gain.device)
 
 
 def interpolate_levels(table: Tensor, quality: Tensor) -> Tensor:

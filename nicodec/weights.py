@@ -4,10 +4,12 @@ Metadata (``nicodec`` key): format, architecture, config (N, M, levels), and wha
 exporter adds (λ levels, steps, data, date, recipe). Parameters may be stored in fp16;
 buffers that define the bitstream (entropy-model quantiles) always keep full precision.
 
-A file may *borrow* tensors from another weights file beside it (``lender``): models built on
-the same transforms (the shipped factorized and hyperprior reuse meanscale's g_a and g_s) then
-store them once. The borrower records the lender's file name, the borrowed tensor names and a
-digest of their values, so a lender that changed is an error, never a silently different model.
+A file may *borrow* tensors from other weights files beside it (``lender``): models built on
+the same transforms (the shipped factorized and hyperprior reuse meanscale's g_a and g_s), or a
+new release that adds to an old one, then store them once. The borrower records each lender's
+file name, the borrowed tensor names and a digest of their values (``borrowed``: one record, or
+a list of them for several lenders), so a lender that changed is an error, never a silently
+different model. A lender lends only tensors it stores itself (not ones it borrows).
 """
 
 from __future__ import annotations
@@ -46,11 +48,12 @@ def _tensors_sha256(tensors: dict[str, torch.Tensor]) -> "hashlib._Hash":
 
 
 def save_weights(path: str | Path, model: CompressionModel, metadata: dict | None = None, half: bool = False,
-                 lender: str | Path | None = None) -> None:
+                 lender: str | Path | Sequence[str | Path] | None = None) -> None:
     """Write ``model`` to ``path`` atomically. ``half`` stores parameters (not buffers) in fp16.
 
-    ``lender``: a weights file in the same folder; every tensor it holds with the same name, dtype,
-    shape and values is left out of ``path`` and read from it on loading (see the module docstring).
+    ``lender``: a weights file in the same folder, or several; every tensor one of them holds with
+    the same name, dtype, shape and values is left out of ``path`` and read from it on loading
+    (from the first that has it; see the module docstring).
     """
     params = {name for name, _ in model.named_parameters()}
     tensors = {}
@@ -59,10 +62,14 @@ def save_weights(path: str | Path, model: CompressionModel, metadata: dict | Non
         tensors[key] = t.half() if half and key in params and t.is_floating_point() else t
     meta = {k: v for k, v in (metadata or {}).items() if k != "borrowed"}
     meta.update(format=FORMAT, architecture=model.name, config=model.config.to_dict())  # the model's own, always
-    if lender is not None:
-        borrowed = _identical(tensors, Path(path), Path(lender))
-        meta["borrowed"] = {"from": Path(lender).name, "tensors": sorted(borrowed), "digest": _tensors_sha256(borrowed).hexdigest()}
+    lenders = [] if lender is None else [Path(lender)] if isinstance(lender, (str, Path)) else [Path(p) for p in lender]
+    records = []
+    for source in lenders:
+        borrowed = _identical(tensors, Path(path), source)
+        records.append({"from": source.name, "tensors": sorted(borrowed), "digest": _tensors_sha256(borrowed).hexdigest()})
         tensors = {k: v for k, v in tensors.items() if k not in borrowed}
+    if records:
+        meta["borrowed"] = records[0] if len(records) == 1 else records
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"nicodec": json.dumps(meta)}))
 
 
@@ -72,9 +79,8 @@ def _identical(tensors: dict[str, torch.Tensor], path: Path, lender: Path) -> di
         raise NicodecError(f"the lender {lender} must be in the same folder as {path}")
     if lender.resolve() == path.resolve():
         raise NicodecError(f"{path} cannot borrow from itself")
-    if "borrowed" in read_metadata(lender):
-        raise NicodecError(f"{lender} borrows tensors itself; lend from a self-contained file")
-    theirs = load_file(str(lender))
+    read_metadata(lender)  # one of ours
+    theirs = load_file(str(lender))  # the tensors it stores itself: the only ones it can lend
     same = {k: v for k, v in tensors.items()
             if k in theirs and theirs[k].dtype == v.dtype and theirs[k].shape == v.shape and torch.equal(theirs[k], v)}
     if not same:
@@ -82,8 +88,28 @@ def _identical(tensors: dict[str, torch.Tensor], path: Path, lender: Path) -> di
     return same
 
 
-def _borrowed_tensors(path: Path, borrowed: dict) -> dict[str, torch.Tensor]:
-    """The tensors ``path`` borrows, read from its lender and checked against the recorded digest."""
+def _borrowed_tensors(path: Path, borrowed: dict | list) -> dict[str, torch.Tensor]:
+    """The tensors ``path`` borrows, read from its lenders and checked against the recorded digests."""
+    if isinstance(borrowed, list):
+        if not borrowed or len(borrowed) > 8:
+            raise NicodecError(f"{path}: damaged metadata (what it borrows is not recorded)")
+        out: dict[str, torch.Tensor] = {}
+        for record in borrowed:
+            out.update(_borrowed_from_one(path, record))
+        return out
+    return _borrowed_from_one(path, borrowed)
+
+
+def lender_names(borrowed: dict | list | None) -> list[str]:
+    """The file names a weights file's ``borrowed`` metadata names as lenders."""
+    records = borrowed if isinstance(borrowed, list) else [borrowed] if borrowed else []
+    return [str(r.get("from")) for r in records if isinstance(r, dict)]
+
+
+def _borrowed_from_one(path: Path, borrowed: dict) -> dict[str, torch.Tensor]:
+    """The tensors ``path`` borrows from one lender, checked against the recorded digest."""
+    if not isinstance(borrowed, dict):
+        raise NicodecError(f"{path}: damaged metadata (what it borrows is not recorded)")
     try:
         lender, names, digest = path.parent / borrowed["from"], list(borrowed["tensors"]), str(borrowed["digest"])
     except (KeyError, TypeError):
@@ -134,13 +160,13 @@ def megabytes(size: int) -> str:
 
 
 def stored_bytes(path: str | Path) -> tuple[int, int, str | None]:
-    """(the file's own size, the size of the tensors it borrows, its lender's file name or None)."""
+    """(the file's own size, the size of the tensors it borrows, its lenders' file names or None)."""
     path = Path(path)
     borrowed = read_metadata(path).get("borrowed")
     if not borrowed:
         return path.stat().st_size, 0, None
     shared = sum(t.nbytes for t in _borrowed_tensors(path, borrowed).values())  # checked as loading checks them
-    return path.stat().st_size, shared, borrowed["from"]
+    return path.stat().st_size, shared, " and ".join(lender_names(borrowed))
 
 
 def load_weights(path: str | Path) -> tuple[CompressionModel, dict]:

@@ -1,41 +1,52 @@
-"""The registry: architecture names → shipped weights, and the functions that load codecs.
+"""The registry: architecture names → released weights, and the functions that load codecs.
 
-Shipped weights live in ``nicodec/weights/<architecture>.safetensors``; a ``.nic`` file names
-the architecture and the weights' fingerprint, so :func:`decompress` finds its model alone.
+Released weights live in ``nicodec/weights/`` and are listed in ``weights/releases.json``
+(:mod:`nicodec.releases`); a ``.nic`` file names the architecture and the weights' fingerprint,
+so :func:`decompress` finds its model alone, whichever release made it.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
-from . import container
+from . import container, releases
 from .codec import Codec
 from .errors import NicodecError
 from .models import ARCHITECTURES, ModelConfig, build_model
 from .weights import load_weights
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_DIR = releases.WEIGHTS_DIR
 SAMPLE = Path(__file__).parent / "assets" / "sample.png"  # Kodak kodim23, see assets/README.md
 DEFAULT_MODEL = "meanscale"
 
 
 def shipped_weights() -> dict[str, Path]:
-    """Architecture name → weights file shipped inside the package."""
-    return {p.stem: p for p in sorted(WEIGHTS_DIR.glob("*.safetensors")) if p.stem in ARCHITECTURES}
+    """Architecture name → its newest released weights file (what encoding uses)."""
+    found = {name: releases.latest(name) for name in ARCHITECTURES}
+    return {name: r.path for name, r in found.items() if r is not None}
 
 
 def load(name: str = DEFAULT_MODEL) -> Codec:
-    """A codec from shipped weights (``"meanscale"``, ``"factorized"``, ...) or a weights file path."""
+    """A codec from released weights (``"meanscale"``: the newest release; ``"meanscale-r1"``: as in
+    release 1) or from a weights file path."""
     path = Path(name)
-    if name not in ARCHITECTURES or path.suffix == ".safetensors":
+    numbered = re.fullmatch(r"([a-z]+)-r(\d+)", name)
+    architecture, number = (numbered.group(1), numbered.group(2)) if numbered else (name, "")
+    if architecture not in ARCHITECTURES or path.suffix == ".safetensors":
         if path.suffix != ".safetensors" and not path.exists():
             raise NicodecError(f"unknown model {name!r}: choose from {', '.join(ARCHITECTURES)} or pass a .safetensors file")
         return _load_path(path)
-    weights = shipped_weights().get(name)
+    if number:
+        if (release := releases.numbered(architecture, int(number))) is None:
+            raise NicodecError(f"no release {number!r} of {architecture}; `nicodec models` lists them")
+        return _load_path(release.path)
+    weights = shipped_weights().get(architecture)
     if weights is None:
         raise NicodecError(
             f"no shipped weights for {name!r} in this nicodec build; train some with `nicodec train` "
@@ -68,10 +79,17 @@ def sample_image() -> Image.Image:
 
 
 def create(architecture: str, *, N: int = 128, M: int = 192, levels: int = 6, seed: int = 0) -> Codec:
-    """An untrained codec of a registered architecture (for tests, experiments and training)."""
+    """An untrained codec of a registered architecture (for tests, experiments and training).
+
+    Hyperprior models are calibrated (:mod:`nicodec.calibration`) on a crop of the bundled sample,
+    so they code like released weights do; ``Codec.save`` keeps that calibration."""
+    from .calibration import calibrate
+
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = build_model(architecture, ModelConfig(N=N, M=M, levels=levels))
+    crop = np.asarray(sample_image())[128:384, 256:512]
+    calibrate(model.eval(), [torch.from_numpy(crop.copy()).permute(2, 0, 1)[None].float() / 255])
     return Codec(model, {"trained": False, "seed": seed})
 
 
@@ -90,14 +108,23 @@ def decompress(data: bytes, codec: Codec | None = None) -> Image.Image:
 
 
 def _codec_for(model: str, weights_id: bytes) -> Codec:
+    """The codec of the released weights a file names (any release, old ones included)."""
     if model not in ARCHITECTURES:
         raise NicodecError(f"file needs model {model!r}, which this nicodec does not know")
-    if model not in shipped_weights():
-        raise NicodecError(f"file needs {model} weights {weights_id.hex()}, not shipped here: pass the weights file")
-    codec = load(model)
-    if codec.weights_id != weights_id:
+    release = releases.by_id(model, weights_id)
+    if release is not None:
+        codec = _load_path(release.path)
+        if codec.weights_id != weights_id:  # a released file changed: never decode with other weights
+            raise NicodecError(f"the packaged {release.path.name} is not release {release.release}'s: reinstall nicodec")
+        return codec
+    snap = releases.snapshot(model, weights_id)
+    if snap is not None:
         raise NicodecError(
-            f"file was made with {model} weights {weights_id.hex()}; the shipped ones are "
-            f"{codec.weights_id.hex()}: pass the weights file it was made with"
+            f"file was made with {model} weights {weights_id.hex()}, a development snapshot (git commit {snap.commit}, "
+            f"{snap.date}) that no release packages: recover them with `python scripts/restore_weights.py "
+            f"{weights_id.hex()}` in a clone of the nicodec repository and pass them with --model"
         )
-    return codec
+    raise NicodecError(
+        f"file was made with {model} weights {weights_id.hex()}, which no nicodec release has: "
+        f"pass the weights file it was made with"
+    )

@@ -16,13 +16,16 @@ from nicodec.errors import CorruptFileError, NicodecError
 from icc import icc_profile
 
 
-@pytest.fixture(scope="module", params=["v1", "v2-icc"])
+@pytest.fixture(scope="module", params=["v1", "v2-icc", "v3", "v3-icc"])
 def codec_and_file(request):
-    """An RGBA file (version 1), and the same with an ICC profile (version 2: a metadata stream)."""
+    """An RGBA file of each container version: 1 and 2 (legacy coding path; 2 has a metadata
+    stream) and 3 (the deterministic path), with and without an ICC profile."""
     codec = nicodec.create("meanscale", N=8, M=8, levels=2, seed=0)
+    if request.param[1] != "3":
+        codec.version = 1  # write legacy files
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (20, 26, 4), dtype=np.uint8), "RGBA")
-    if request.param == "v2-icc":
+    if request.param.endswith("icc"):
         image.info["icc_profile"] = icc_profile()
     data = codec.compress(image, quality=1.5)
     assert data[4] == int(request.param[1])

@@ -36,7 +36,7 @@ def test_a_wide_gamut_profile_travels_with_the_file(codec, rng, tmp_path):
     image.info["icc_profile"] = icc_profile()
     data = codec.compress(image, 2)
     nic = container.unpack(data)
-    assert nic.version == 2 and nic.metadata == {container.ICC: icc_profile()}
+    assert nic.version == 3 and nic.metadata == {container.ICC: icc_profile()}
     decoded = codec.decompress(data)
     assert decoded.info["icc_profile"] == icc_profile()
     plain = image.copy()
@@ -65,7 +65,7 @@ def test_profiles_that_add_nothing_are_dropped(codec, rng, profile):
     image = _photo(rng)
     plain = codec.compress(image, 2)
     image.info["icc_profile"] = profile
-    assert codec.compress(image, 2) == plain  # version 1, byte for byte
+    assert codec.compress(image, 2) == plain  # no metadata stream content, byte for byte
 
 
 def test_srgb_is_recognised_by_what_it_does_not_by_its_bytes(codec, rng):
@@ -73,9 +73,9 @@ def test_srgb_is_recognised_by_what_it_does_not_by_its_bytes(codec, rng):
     srgb_primaries = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
     image = _photo(rng)
     image.info["icc_profile"] = icc_profile(srgb_primaries, gamma=2.2)
-    assert container.unpack(codec.compress(image, 2)).version == 2
+    assert container.ICC in container.unpack(codec.compress(image, 2)).metadata
     image.info["icc_profile"] = icc_profile(ADOBE_RGB, gamma=1.0)
-    assert container.unpack(codec.compress(image, 2)).version == 2
+    assert container.ICC in container.unpack(codec.compress(image, 2)).metadata
 
 
 def test_gray_images_keep_a_gray_profile(codec, rng):
@@ -111,15 +111,17 @@ def test_cli_reports_orientation_and_profile(codec, rng, tmp_path, capsys):
     assert "(24x40 RGB)" in line and "turned upright" in line and f"ICC profile kept ({len(icc_profile()):,} bytes)" in line
     assert main(["info", str(tmp_path / "in.nic")]) == 0
     info = capsys.readouterr().out
-    assert ".nic version 2" in info and f"ICC profile, {len(icc_profile()):,} bytes" in info
+    assert ".nic version 3" in info and f"ICC profile, {len(icc_profile()):,} bytes" in info
 
 
 def test_metadata_container_roundtrip_and_damage():
     nic = container.NicFile(model="m", weights_id=b"12345678", quality=2.0, width=3, height=4, mode=2,
                             param_crc=7, streams=[b"abc", b""], metadata={"ICC ": b"x" * 100, "Xtra": b""})
     back = container.unpack(container.pack(nic))
-    assert back.version == 2 and back.streams == nic.streams and back.metadata == nic.metadata
-    assert container.unpack(container.pack(container.NicFile(**{**vars(nic), "metadata": {}}))).version == 1
+    assert back.version == 3 and back.streams == nic.streams and back.metadata == nic.metadata
+    legacy = container.unpack(container.pack(container.NicFile(**{**vars(nic), "version": 1})))
+    assert legacy.version == 2 and legacy.streams == nic.streams and legacy.metadata == nic.metadata
+    assert container.unpack(container.pack(container.NicFile(**{**vars(nic), "metadata": {}, "version": 1}))).version == 1
     for bad in (b"garbage", __import__("zlib").compress(b"ICC \xff\xff\xff\x00short"), __import__("zlib").compress(b"ICC")):
         with pytest.raises(CorruptFileError, match="metadata"):
             container._unpack_metadata(bad)

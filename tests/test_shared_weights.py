@@ -76,14 +76,12 @@ def test_damaged_borrowing_metadata_is_an_error(family):
         load_weights(path)
 
 
-def test_lenders_must_be_beside_the_file_and_self_contained(family, tmp_path):
+def test_lenders_must_be_beside_the_file(family, tmp_path):
     lender, path, factorized = family
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     with pytest.raises(NicodecError, match="same folder"):
         save_weights(elsewhere / "f.safetensors", factorized.model, lender=lender)
-    with pytest.raises(NicodecError, match="borrows tensors itself"):
-        save_weights(tmp_path / "g.safetensors", factorized.model, lender=path)
     stranger = nicodec.create("factorized", N=4, M=6, levels=1)
     with pytest.raises(NicodecError, match="nothing to borrow"):
         save_weights(tmp_path / "h.safetensors", stranger.model, lender=lender)
@@ -117,3 +115,16 @@ def test_the_shipped_factorized_and_hyperprior_store_meanscale_s_transforms_once
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert out.count("MB shared with meanscale.safetensors") == 2
+
+
+def test_a_file_can_borrow_from_several_lenders_but_only_what_each_stores_itself(family, tmp_path):
+    lender, path, factorized = family  # path stores the gains and density, borrows the transforms
+    only_own = tmp_path / "g.safetensors"
+    save_weights(only_own, factorized.model, lender=path)
+    assert set(read_metadata(only_own)["borrowed"]["tensors"]) == set(load_file(str(path)))
+    both = tmp_path / "h.safetensors"
+    save_weights(both, factorized.model, lender=[lender, path])
+    records = read_metadata(both)["borrowed"]
+    assert [r["from"] for r in records] == [lender.name, path.name]
+    assert len(load_file(str(both))) == 0  # everything borrowed
+    assert weights_id(load_weights(both)[0]) == factorized.weights_id

@@ -1,0 +1,150 @@
+"""The deterministic coding path (container version 3): exact math, the integer hyper-synthesis and
+the coding tables come out the same whatever the thread count, dtype, memory layout or machine."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import nicodec
+from nicodec import exact
+from nicodec.entropy_models import _gaussian_tables, exact_gaussian_tables, exact_scale_indices, scale_indices
+from nicodec.integer_network import ACC_MAX, IntegerNetwork, record_ranges, reference_integers
+
+
+def _ulps(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b) / np.spacing(np.abs(b))))
+
+
+def test_exact_functions_are_accurate_to_a_few_ulps():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-700, 700, 20000), rng.uniform(-4, 4, 20000)])
+    assert _ulps(exact.exp(x), np.exp(x)) <= 2
+    positive = np.concatenate([np.exp(rng.uniform(-700, 700, 20000)), [5e-324, 1e-310, 1.0, 2.0]])
+    assert _ulps(exact.log(positive), np.log(positive)) <= 4
+    small = rng.uniform(-0.9, 3, 20000)
+    assert _ulps(exact.log1p(small), np.log1p(small)) <= 4
+    assert _ulps(exact.expm1(small), np.expm1(small)) <= 4
+    assert _ulps(exact.tanh(small * 5), np.tanh(small * 5)) <= 4
+    assert np.max(np.abs(exact.sigmoid(small * 20) - 1 / (1 + np.exp(-small * 20)))) < 1e-15
+    grid = np.linspace(-9, 9, 3001)
+    assert np.max(np.abs(exact.erfc(grid) - np.array([math.erfc(v) for v in grid]))) < 3e-15
+    assert exact.exp(-800.0) == 0 and exact.exp(800.0) == np.inf and exact.laplace_cdf(0.0) == 0.5
+
+
+def test_exact_results_are_pinned_bit_for_bit():
+    """Golden digests of the exact functions and of the version-3 Gaussian tables: computed once,
+    they must come out the same on every machine CI runs on (Intel, AMD, any SIMD width). A
+    difference here means files would not decode across machines."""
+    grid = np.linspace(-30, 30, 10007)
+    digest = hashlib.sha256()
+    for f in (exact.exp, exact.expm1, exact.tanh, exact.sigmoid, exact.softplus, exact.erfc, exact.normal_cdf):
+        digest.update(f(grid).tobytes())
+    digest.update(exact.log(np.abs(grid) + 1e-3).tobytes())
+    assert digest.hexdigest()[:16] == "72c66fbfb2a1ded2"
+    tables = exact_gaussian_tables()
+    table_digest = hashlib.sha256(b"".join(p.tobytes() for p in tables.pmfs) + tables.offsets.tobytes())
+    assert table_digest.hexdigest()[:16] == "fb264aa4491d41b3"
+
+
+def test_exact_gaussian_tables_match_the_legacy_ones_up_to_rounding():
+    new, old = exact_gaussian_tables(), _gaussian_tables()
+    assert np.array_equal(new.offsets, old.offsets)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(new.pmfs, old.pmfs)) < 1e-14
+    scales = torch.exp(torch.linspace(-3, 6, 20001, dtype=torch.float64))
+    differ = exact_scale_indices(scales) != scale_indices(scales)
+    assert differ.mean() < 1e-3  # only where a scale sits on a table boundary
+
+
+@pytest.fixture(scope="module")
+def hyper_model():
+    """A tiny calibrated meanscale model and some inputs for its integer hyper-synthesis."""
+    codec = nicodec.create("meanscale", N=16, M=24, levels=3, seed=1)
+    return codec.model
+
+
+def _z_inputs(model, seed: int = 0, size=(5, 7)) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    z_hat = np.rint(rng.normal(0, 3, (1, model.config.N, *size)))
+    return torch.from_numpy(z_hat)
+
+
+def test_the_integer_network_is_the_integer_definition(hyper_model):
+    net = hyper_model.h_s_int
+    a = net.quantize_input(_z_inputs(hyper_model), torch.ones(1, hyper_model.config.N, 1, 1, dtype=torch.float64))
+    fast = net.forward_integers(a)
+    reference = reference_integers(net, a.numpy().astype(np.int64))  # int64, one multiply-add at a time
+    scale = getattr(net, f"output_scale{len(net.layers) - 1}").numpy().reshape(1, -1, 1, 1)
+    np.testing.assert_array_equal(fast.numpy(), reference * scale)
+
+
+def test_extreme_inputs_stay_within_the_accumulator_bounds(hyper_model):
+    net = hyper_model.h_s_int
+    assert max(net.bounds()) <= ACC_MAX
+    limit = int(net.input_limit)
+    for value in (limit, -limit):
+        a = torch.full((1, hyper_model.config.N, 3, 4), float(value), dtype=torch.float64)
+        reference = reference_integers(net, a.numpy().astype(np.int64))
+        assert np.abs(reference).max() <= ACC_MAX
+        scale = getattr(net, f"output_scale{len(net.layers) - 1}").numpy().reshape(1, -1, 1, 1)
+        np.testing.assert_array_equal(net.forward_integers(a).numpy(), reference * scale)
+
+
+def test_integer_outputs_do_not_depend_on_threads_dtype_or_layout(hyper_model):
+    net = hyper_model.h_s_int
+    z = _z_inputs(hyper_model, seed=3, size=(9, 11))
+    gain = hyper_model.z_gain.exact(torch.tensor([2.3]))
+    outputs = []
+    threads = torch.get_num_threads()
+    try:
+        for n_threads in (1, 2):
+            torch.set_num_threads(n_threads)
+            for dtype in (torch.float32, torch.float64):
+                for layout in (torch.contiguous_format, torch.channels_last):
+                    x = z.to(dtype).contiguous(memory_format=layout)
+                    outputs.append(net(x, divisor=gain))
+    finally:
+        torch.set_num_threads(threads)
+    for out in outputs[1:]:
+        assert torch.equal(out, outputs[0])
+
+
+def test_the_float64_path_gives_the_same_integers_as_the_float32_one(hyper_model, monkeypatch):
+    net = hyper_model.h_s_int
+    assert min(net.bounds()) < 2**24  # some layer does run in float32 on this CPU
+    z = _z_inputs(hyper_model, seed=4)
+    fast = net(z)
+    monkeypatch.setattr("nicodec.integer_network._cpu_float32_is_ieee", lambda: False)  # as on a GPU
+    assert torch.equal(net(z), fast)
+
+
+def test_calibration_ranges_cover_the_inputs(hyper_model):
+    inputs = [_z_inputs(hyper_model, seed=s) for s in range(3)]
+    ranges = record_ranges(hyper_model.h_s, inputs)
+    assert torch.equal(ranges[0], torch.stack([z.abs().amax(dim=(0, 2, 3)) for z in inputs]).amax(0).double())
+    net = IntegerNetwork.from_float(hyper_model.h_s, ranges)
+    with torch.no_grad():
+        out, reference = net(inputs[0]), hyper_model.h_s.double()(inputs[0])
+    hyper_model.h_s.float()
+    assert float((out - reference).abs().mean()) < 0.05 * float(reference.abs().mean())
+
+
+@pytest.mark.parametrize("name", ["factorized", "hyperprior", "meanscale"])
+def test_version_3_files_decode_to_the_encoders_latents_whatever_the_thread_count(name, sample_image):
+    codec = nicodec.create(name, N=8, M=12, levels=3, seed=2)
+    image = sample_image.crop((100, 100, 230, 180))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        data, encoded = codec.encode(image, quality=2.2)
+        torch.set_num_threads(1)
+        decoded = codec.decode(data)
+    finally:
+        torch.set_num_threads(threads)
+    assert data[4] == 3 and decoded.coded.param_crc == encoded.param_crc
+    for key, latent in encoded.latents.items():
+        assert torch.equal(decoded.coded.latents[key], latent), key
