@@ -153,7 +153,7 @@ class OverfitCodec:
         nic = container.unpack(data)
         if nic.model != NAME:
             raise NicodecError(f"file was made with model {nic.model!r}, not {NAME!r}")
-        if nic.weights_id != WEIGHTS_ID or len(nic.streams) != 4:
+        if nic.weights_id != WEIGHTS_ID or len(nic.streams) != 4 or nic.version != container.VERSION_EXACT:
             raise CorruptFileError("corrupt .nic file (not an overfit file)")
         if not 1 <= nic.quality <= len(LAMBDAS):
             raise CorruptFileError("corrupt .nic file (quality outside [1, 10])")
