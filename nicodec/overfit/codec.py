@@ -320,7 +320,7 @@ def encode_many(items: list[tuple], effort: str | FitConfig | None = None, devic
         h, w = planes.rgb.shape[:2]
         if max(h, w) > container.MAX_SIDE:
             raise NicodecError(f"image is {w}×{h}; the largest side a .nic file holds is {container.MAX_SIDE}")
-        x = torch.from_numpy(np.ascontiguousarray(planes.rgb)).permute(2, 0, 1).float().div_(255)
+        x = torch.from_numpy(planes.rgb.copy()).permute(2, 0, 1).float().div_(255)
         prepared.append((planes, q, header.tile_boxes(h, w)))
         for t, (top, left, th, tw) in enumerate(prepared[-1][2]):
             jobs.append((i, t, x[:, top : top + th, left : left + tw], quality_to_lambda(q)))
