@@ -1,4 +1,4 @@
-"""The entropy path, exact: the integer ARM, table choice, and range coding of parameters and latents.
+"""The exact entropy path's vectorised half: the integer ARM (encoder side) and the networks' coding.
 
 Everything that decides which table codes which symbol runs on integers. The ARM's weights are
 integers (the parameter divided by its step 2^−shift), its inputs are the decoded latents, and its
@@ -16,21 +16,14 @@ constriction (one call per module).
 
 from __future__ import annotations
 
-import zlib
-
 import constriction
 import numpy as np
 import torch
 from torch import Tensor
 
 from ..errors import CorruptFileError
-from . import context, tables
-from .model import Architecture
-
-END_MARK = 0xA5C3  # 16 bits coded after the last latent: a cut or damaged stream rarely decodes it
-ACT_BITS = 8  # ARM activations and outputs are integers in 1/256
-ACT_MAX = 1 << 20  # activation clamp (4096 in real units), which bounds every sum (module docstring)
-MAX_WEIGHT = tables.PARAM_BOUND
+from . import tables
+from .tables import ACT_BITS, ACT_MAX, END_MARK
 
 
 def requantise(acc: Tensor, shift: int) -> Tensor:
@@ -74,17 +67,9 @@ def _arm(w: dict[str, Tensor], shift: int, x: Tensor, p: int, layers: int, chunk
     return mean.long(), scale.long()
 
 
-def arm_float_equivalent(mean: Tensor, log2_scale: Tensor) -> tuple[Tensor, Tensor]:
-    """What the float ARM's outputs round to (for estimates): mean in 1/8 and scale index."""
-    m = torch.round(mean * tables.MEAN_STEPS).clamp(-tables.MEAN_STEPS * tables.LATENT_BOUND,
-                                                    tables.MEAN_STEPS * tables.LATENT_BOUND - 1)
-    s = torch.round((log2_scale - tables.LOG2_SCALE_MIN) * tables.SCALE_STEPS).clamp(0, tables.SCALES - 1)
-    return m.long(), s.long()
-
-
 class Coder:
-    """One range coder (constriction's queue coder) shared by parameters and latents; the encoder
-    and the decoder drive it through the same methods, so their orders cannot differ."""
+    """The networks' integers, module after module, with constriction's queue range coder; the
+    encoder and the decoder drive it through the same method, so their orders cannot differ."""
 
     def __init__(self, data: bytes | None = None):
         if data is None:
@@ -95,8 +80,7 @@ class Coder:
                 raise CorruptFileError("corrupt .nic file (stream is not a whole number of 32-bit words)")
             self.encoder = None
             self.decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-        self.crc = 0
-        self.bits = {"parameters": 0.0, "latents": 0.0}  # information content, −log2 of the pmfs
+        self.bits = {"parameters": 0.0}  # information content, −log2 of the pmfs
 
     def params(self, q: np.ndarray | None, e: int, bound: int, count: int) -> np.ndarray:
         """Code ``count`` integers in [−bound, bound] with Laplace(0, 2^(e/2)); decode when q is None."""
@@ -111,31 +95,13 @@ class Coder:
         self.bits["parameters"] += float(-np.log2(pmf[q + bound] / pmf.sum()).sum())
         return q
 
-    def latents(self, symbols: np.ndarray | None, table: np.ndarray) -> np.ndarray:
-        """Code symbols (indices into the SPAN-entry tables) each with its ``table``; decode when
-        ``symbols`` is None. Grouped by table, tables in increasing order (stable within a table)."""
-        self.crc = zlib.crc32(np.ascontiguousarray(table, dtype="<i4").tobytes(), self.crc)
-        order = np.argsort(table, kind="stable")
-        used, starts = np.unique(table[order], return_index=True)
-        stops = np.append(starts[1:], len(order))
-        out = np.empty(len(table), np.int64) if symbols is None else symbols
-        for t, a, b in zip(used.tolist(), starts.tolist(), stops.tolist()):
-            where = order[a:b]
-            model = tables.latent_model(t)
-            if self.decoder is None:
-                self.encoder.encode(symbols[where].astype(np.int32), model)
-            else:
-                out[where] = self.decoder.decode(model, b - a)
-            self.bits["latents"] += float(-tables.latent_log2_pmf(t)[out[where]].sum())
-        return out
-
     def finish(self) -> bytes:
         self.encoder.encode(np.array([END_MARK], np.int32), constriction.stream.model.Uniform(1 << 16))
         return self.encoder.get_compressed().astype("<u4").tobytes()
 
     def check_exhausted(self) -> None:
-        """The end mark, then nothing: a stream cut short or damaged is refused (the last pass's
-        symbols decide no table, so the CRC of the table indices cannot see them)."""
+        """The end mark, then nothing: a stream cut short or damaged is refused (the parameters'
+        values decide no table, so the CRC of the table indices cannot see them)."""
         mark = int(self.decoder.decode(constriction.stream.model.Uniform(1 << 16), 1)[0])
         if mark != END_MARK or not self.decoder.maybe_exhausted():
             raise CorruptFileError("corrupt .nic file (the coded stream does not end where it should)")

@@ -18,6 +18,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from . import model as M
+from .tables import LATENT_BOUND
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class FitResult:
 
 
 def fit(x: Tensor, lam: Tensor, a: M.Architecture, config: FitConfig, nets: M.Networks | None = None,
-        bound: float = 63.0, progress: bool = False, log_every: int = 0,
+        bound: float = LATENT_BOUND, progress: bool = False, log_every: int = 0,
         init: list[dict[str, Tensor]] | None = None) -> FitResult:
     """Fit G models to images x (G, 3, H, W) in [0, 1], each for its λ in ``lam`` (G,).
 

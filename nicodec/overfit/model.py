@@ -24,10 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import context
+from . import context, tables
 
-LOG2_SCALE_MIN, LOG2_SCALE_MAX = -6.0, 6.0  # Laplace scales the tables cover: 1/64 … 64
-ACT_LIMIT = 4096.0  # hidden activations are clamped here, as the integer ARM does (coding.ACT_MAX)
+ACT_LIMIT = tables.ACT_MAX / 2**tables.ACT_BITS  # hidden activations are clamped here, as the integer ARM does
 _BICUBIC_HALF = (-0.0352, 0.2617, 0.8789, -0.1055)  # PyTorch's 2× bicubic, one phase (the other mirrored)
 
 
@@ -169,7 +168,7 @@ def synthesize(params: dict[str, Tensor], grids: list[Tensor]) -> Tensor:
 
 def laplace_bits(value: Tensor, mean: Tensor, log2_scale: Tensor) -> Tensor:
     """−log2 P(value) for a Laplace(mean, 2^log2_scale) integrated over [value − ½, value + ½]."""
-    b = torch.exp2(log2_scale.clamp(LOG2_SCALE_MIN, LOG2_SCALE_MAX))
+    b = torch.exp2(log2_scale.clamp(tables.LOG2_SCALE_MIN, tables.LOG2_SCALE_MAX))
     m = -(value - mean).abs()  # reflect into the left half: F(x) = ½·exp(x/b) there
     upper = m + 0.5
     high = torch.where(upper < 0, 0.5 * torch.exp(upper.clamp(max=0) / b), 1 - 0.5 * torch.exp(-upper.clamp(min=0) / b))

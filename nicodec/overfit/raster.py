@@ -24,9 +24,9 @@ import numpy as np
 
 from ..errors import CorruptFileError
 from . import context, tables
-from .coding import ACT_BITS, ACT_MAX, arm_integer
+from .coding import arm_integer
+from .tables import ACT_BITS, ACT_MAX, PROB_BITS
 
-PROB_BITS = 24  # frequencies sum to 2^24: a symbol costs at least −log2(1 − 251·2^−24) bits
 _LOW = 1 << 31  # the state stays in [2^31, 2^63)
 _CAUSAL = np.array(context.SCHEMES["raster"][0].offsets, dtype=np.int64)  # (16, 2)
 

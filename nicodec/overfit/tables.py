@@ -24,6 +24,10 @@ TABLES = SCALES * MEAN_STEPS  # table t = scale index · MEAN_STEPS + mean fract
 SPAN = 4 * LATENT_BOUND  # symbols v − ⌊mean⌋ ∈ [−2·bound + 1, 2·bound]
 PARAM_BOUND = (1 << 15) - 1  # quantised network parameters are integers in [−32767, 32767]
 PARAM_SCALES = 64  # parameter tables: Laplace scale 2^(e/2), e ∈ [0, 64)
+ACT_BITS = 8  # the integer ARM's activations and outputs are integers in 1/256 …
+ACT_MAX = 1 << 20  # … clamped to [0, 2^20] (4096 in real units): this bounds every sum (coding.py)
+PROB_BITS = 24  # rANS frequencies sum to 2^24: a symbol costs at least −log2(1 − 251·2^−24) bits
+END_MARK = 0xA5C3  # 16 bits after the networks' integers: a cut or damaged stream rarely decodes it
 
 _LN2 = 0.6931471805599453  # log2-scales become scales as exp(log2_scale · ln 2)
 
