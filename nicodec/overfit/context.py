@@ -3,20 +3,21 @@
 One function, :func:`gather`, builds the ARM's inputs for the encoder (training and coding) and the
 decoder alike, so the two cannot drift apart.
 
-Grids are coded coarsest first. Within a grid, the elements are split into *passes*; every element
-of a pass is coded in one vectorised call, with a context made only of elements of earlier passes
-(of this grid) and of the coarser grid, which is already decoded:
+Grids are coded coarsest first. Within a grid, the elements are split into *passes*; each pass
+reads only elements of earlier passes (of this grid) and of the coarser grid, which is decoded:
 
-``parallel`` (the format's order) — three passes over the 2×2 sub-lattices of the grid::
+``raster`` (the format's order) — one causal pass in raster order over 16 neighbours of the rows
+above and the left, as Cool-chic's ARM: decoded one element at a time (:mod:`.raster`).
 
-    A B A B      pass 0 (A, a quarter): the coarser grid only
-    C D C D      pass 1 (D, a quarter): 12 A neighbours at offsets (±1,±1), (±1,±3), (±3,±1)
-    A B A B      pass 2 (B and C, half): 12 A/D neighbours at (0,±1), (±1,0), (±1,±2), (±2,±1)
+``parallel`` and ``checkerboard`` (measured, not in the format: they cost 8–22 % more rate,
+docs/overfit.md) — passes over sub-lattices, each decodable in a few vectorised calls::
 
-  Pass 1's neighbourhood is pass 2's rotated by 45°, so the two share the ARM's weights slot by slot.
+    A B A B      checkerboard: pass 0 (A, a quarter) sees the coarser grid only; pass 1 (D) 12 A
+    C D C D      neighbours at (±1,±1), (±1,±3), (±3,±1); pass 2 (B and C, half) 12 A/D neighbours
+    A B A B      at (0,±1), (±1,0), (±1,±2), (±2,±1) — pass 1's pattern is pass 2's turned by 45°.
 
-``raster`` (kept to measure what the order costs) — one causal pass in raster order over 16
-neighbours of the rows above and the left, as Cool-chic's ARM, decodable only element by element.
+  ``parallel`` applies this recursively on the anchors (3 levels: anchors 1/64 of the grid, 7
+  passes), each level's offsets scaled by its lattice period.
 
 Every element also sees a 3×3 patch of the coarser grid around its parent, flipped so that its
 first row and column are always those nearer the element (one meaning for every sub-lattice phase).

@@ -1,11 +1,12 @@
 """The overfitted model: latent grids, their probability model (ARM), upsampling and synthesis.
 
 Cool-chic's architecture (Ladune et al. 2023; Leguay et al. 2023; Kim et al. 2024, C3), with the
-parallel context order of :mod:`nicodec.overfit.context`:
+coarser grid added to the ARM's context (:mod:`nicodec.overfit.context`):
 
 * ``grids`` latent grids of one channel, at 1, 1/2, … 1/2^(grids−1) of the image side;
-* the ARM, a small MLP from each element's context to the mean and log2-scale of a Laplace
-  distribution (one ARM for all grids; each pass adds its own first-layer bias);
+* the ARM, a small MLP from each element's context (16 causal neighbours in raster order and a
+  3×3 patch of the coarser grid) to the mean and log2-scale of a Laplace distribution, one ARM for
+  all grids (with a parallel order, each pass adds its own first-layer bias);
 * upsampling: from the coarsest grid, twice the resolution at a time with a learned symmetric
   8-tap separable filter per level, the next grid concatenated at each level (``grids`` channels at
   full resolution);
