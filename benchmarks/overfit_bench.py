@@ -36,7 +36,7 @@ from nicodec.metrics import psnr
 from nicodec.overfit import OverfitCodec
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+SHARED = next((p / "shared" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared").exists()), ROOT.parent / "shared")  # ../shared, or ../../shared from a worktree
 KODAK = SHARED / "data" / "kodak"
 ANCHORS = SHARED / "anchors" / "kodak"
 OUT = ROOT / "results" / "overfit"

@@ -27,7 +27,8 @@ from nicodec.overfit import fit as F
 from nicodec.overfit import model as M
 from nicodec.overfit.codec import starting_networks
 
-TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
+_ROOT = Path(__file__).resolve().parents[1]
+TRAIN = next((p / "shared" for p in (_ROOT.parent, _ROOT.parent.parent) if (p / "shared").exists()), _ROOT.parent / "shared") / "data" / "train"  # ../shared, or ../../shared from a worktree
 
 
 def main() -> None:

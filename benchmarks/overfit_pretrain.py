@@ -25,7 +25,7 @@ from nicodec.overfit.codec import quality_to_lambda
 from nicodec.overfit.model import Architecture
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ROOT.parent / "shared" / "data" / "train"
+TRAIN = next((p / "shared" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared").exists()), ROOT.parent / "shared") / "data" / "train"  # ../shared, or ../../shared from a worktree
 OUT = ROOT / "nicodec" / "overfit" / "init_state.py"
 
 
