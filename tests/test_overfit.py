@@ -384,3 +384,12 @@ def test_compiled_decoder_reads_back_random_latents_with_the_vectorised_encoders
     assert all(np.array_equal(x, y) for x, y in zip(latents, decoded, strict=True))
     assert np.array_equal(reader.tables[0], table)
     assert abs(reader.bits - raster.bits(raster.cumulative(), table, symbol)) < 1e-6 * reader.bits
+
+
+def test_an_icc_profile_travels_with_the_image(codec):
+    from icc import icc_profile
+
+    image = Image.fromarray(photo(9, 12))
+    image.info["icc_profile"] = icc_profile()
+    decoded = codec.decompress(codec.compress(image, quality=4, effort=FEW))
+    assert decoded.info["icc_profile"] == icc_profile()
