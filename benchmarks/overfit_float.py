@@ -25,7 +25,7 @@ from PIL import Image
 
 from nicodec.overfit import fit as F
 from nicodec.overfit import model as M
-from nicodec.overfit.codec import starting_networks
+from nicodec.overfit.codec import quality_to_lambda, starting_networks
 
 _ROOT = Path(__file__).resolve().parents[1]
 TRAIN = next((p / "shared" for p in (_ROOT.parent, _ROOT.parent.parent) if (p / "shared").exists()), _ROOT.parent / "shared") / "data" / "train"  # ../shared, or ../../shared from a worktree
@@ -40,7 +40,8 @@ def main() -> None:
     x = torch.from_numpy(img[top : top + h, left : left + w].copy()).permute(2, 0, 1)[None].float() / 255
     lam = args.pop("lam", 0.013)
     arch = M.Architecture(**args.pop("arch", {}))
-    init = starting_networks(arch) if args.pop("init", None) == "pretrained" else None
+    nearest = min(range(1, 11), key=lambda q: abs(np.log(quality_to_lambda(q) / lam)))
+    init = starting_networks(arch, nearest) if args.pop("init", None) == "pretrained" else None
     config = F.FitConfig(**args)
     start = time.time()
     result = F.fit(x, torch.tensor([lam]), arch, config, init=None if init is None else [init])

@@ -14,6 +14,7 @@ Streams of an ``overfit`` file (container model ``overfit``, no weights: ``weigh
 from __future__ import annotations
 
 import base64
+import math
 import zlib
 from dataclasses import dataclass, field
 
@@ -41,8 +42,8 @@ EFFORTS = {
 }
 DEFAULT_EFFORT = "medium"
 BATCH_PIXELS_CUDA = 40_000_000  # pixels fitted at once on a GPU (~1 KB each: a 24-image Kodak curve of 4 points)
-ARM_SHIFTS = range(6, 15)  # quantisation steps 2^−shift tried for each module
-SYNTHESIS_SHIFTS = range(5, 15)
+ARM_SHIFTS = range(3, 15)  # quantisation steps 2^−shift tried for each module (3: low rates want coarse ARMs)
+SYNTHESIS_SHIFTS = range(3, 15)
 
 
 @dataclass(frozen=True)
@@ -78,16 +79,19 @@ class OverfitDecoded:
     bits: dict[str, float]
 
 
-def starting_networks(a: Architecture) -> dict[str, Tensor] | None:
+def starting_networks(a: Architecture, quality: float = DEFAULT_QUALITY) -> dict[str, Tensor] | None:
     """The networks learned over training photos (``init_state``, from benchmarks/overfit_pretrain.py)
-    that every fit starts from, when they were learned for this architecture."""
+    that a fit at ``quality`` starts from: those learned at the nearest λ, if they were learned for
+    this architecture (else None: random networks)."""
     try:
         from . import init_state
     except ImportError:
         return None
-    if init_state.ARCHITECTURE != a:
+    if init_state.ARCHITECTURE != a or not init_state.STATES:
         return None
-    raw = np.frombuffer(base64.b64decode("".join(init_state.DATA)), dtype="<f4")
+    target = math.log(quality_to_lambda(quality))
+    nearest = min(init_state.STATES, key=lambda q: abs(math.log(quality_to_lambda(q)) - target))
+    raw = np.frombuffer(base64.b64decode("".join(init_state.STATES[nearest])), dtype="<f4")
     state, start = {}, 0
     for name, shape in init_state.SHAPES.items():
         n = int(np.prod(shape))
@@ -337,8 +341,9 @@ def encode_many(items: list[tuple], effort: str | FitConfig | None = None, devic
     for batch in batches:
         x = torch.stack([j[2] for j in batch]).to(device)
         lam = torch.tensor([j[3] for j in batch], device=device)
-        init = starting_networks(a) if config.pretrained else None
-        result = fit(x, lam, a, config, progress=progress, init=None if init is None else [init] * len(batch))
+        inits = [starting_networks(a, prepared[i][1]) for i, *_ in batch] if config.pretrained else []
+        init = inits if inits and all(s is not None for s in inits) else None
+        result = fit(x, lam, a, config, progress=progress, init=init)
         for g, (i, t, xt, lam_g) in enumerate(batch):
             codes[(i, t)] = finalise(result.nets, g, result.latents, xt, lam_g)
     out = []
