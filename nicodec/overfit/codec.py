@@ -35,10 +35,10 @@ NAME = "overfit"
 WEIGHTS_ID = bytes(8)  # nothing to load: the decoder's networks are in the file
 LAMBDAS = (0.00045, 0.0009, 0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18)  # the amortized models' λ per quality
 DEFAULT_QUALITY = 6.0
-EFFORTS = {
+EFFORTS = {  # iterations; a 768×512 image costs ~0.46 s each on one core of our CPU (docs/overfit.md)
     "fast": FitConfig(iterations=300),
     "medium": FitConfig(iterations=1000),
-    "slow": FitConfig(iterations=4000),
+    "slow": FitConfig(iterations=5000),
 }
 DEFAULT_EFFORT = "medium"
 BATCH_PIXELS_CUDA = 40_000_000  # pixels fitted at once on a GPU (~1 KB each: a 24-image Kodak curve of 4 points)
@@ -270,7 +270,6 @@ def finalise(nets: Networks, index: int, latents: list[Tensor], x: Tensor, lam: 
     x = x.detach().float().cpu()
     arm_flat = params.flatten({k: v[index] for k, v in nets.arm.items()}, params.module_shapes(a, "arm"))
     syn = {k: v[index].detach().float().cpu() for k, v in nets.syn.items()}
-    sizes = grid_sizes(h, w, a.grids)
 
     best = None
     for shift in ARM_SHIFTS:  # the ARM's step: its bits against the latents' bits
