@@ -3,11 +3,16 @@
     python benchmarks/overfit_bench.py rd --images 1-4 --qualities 2,4,6,8 --effort medium
     python benchmarks/overfit_bench.py summary --effort medium            # BD-rates of what is there
     python benchmarks/overfit_bench.py speed --threads 2 --file results/overfit/kodim01-q6-medium.nic
+    python benchmarks/overfit_bench.py curve --images 1-24 --qualities 2,4,6,8 --device cuda   # batched, on a GPU
 
 ``rd`` encodes each (image, quality) with the given effort, one point at a time, appending a JSON
 line per point to ``results/overfit/points.jsonl`` (bytes, bpp from the file, PSNR-RGB, encode
 and decode seconds, MAC/pixel, parameter and latent bits) and keeping the ``.nic`` file; a point
 already there is skipped, so an interrupted run goes on where it stopped.
+
+``curve`` encodes every missing (image, quality) in one ``encode_many`` call (all sets fitted
+together on the device, batches bounded by ``--batch-pixels``), then decodes and measures each on
+the CPU; ``encode_s`` is then the batch's seconds divided by its points (the throughput).
 
 ``summary`` averages the points of the images every quality has (CompressAI's convention: mean
 bpp, mean PSNR) and gives BD-rates on exactly those images against Cool-chic 5.0 and 4.2 (their
@@ -33,7 +38,7 @@ from PIL import Image
 
 from nicodec.evaluation.bdrate import bd_rate
 from nicodec.metrics import psnr
-from nicodec.overfit import OverfitCodec
+from nicodec.overfit import FitConfig, OverfitCodec, encode_many
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = next((p / "shared" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared").exists()), ROOT.parent / "shared")  # ../shared, or ../../shared from a worktree
@@ -68,21 +73,45 @@ def rd(args) -> None:
                 continue
             start = time.perf_counter()
             data = codec.compress(rgb, quality=q, effort=args.effort, device=args.device, progress=args.progress)
-            encode_s = time.perf_counter() - start
-            start = time.perf_counter()
-            decoded = codec.decompress(data)
-            decode_s = time.perf_counter() - start
-            info = codec.describe(data)
-            (OUT / f"{name}-q{q:g}-{args.effort}.nic").write_bytes(data)
-            row = dict(image=name, quality=q, effort=args.effort, bytes=len(data), bpp=8 * len(data) / rgb.shape[0] / rgb.shape[1],
-                       psnr=psnr(np.asarray(decoded.convert("RGB")), rgb), encode_s=round(encode_s, 2),
-                       decode_s=round(decode_s, 3), threads=args.threads, device=args.device,
-                       mac_per_pixel=info["mac_per_pixel"], parameter_bits=info["parameter_bits"],
-                       latent_bits=info["latent_bits"], machine=platform.processor() or platform.machine(),
-                       date=time.strftime("%Y-%m-%d"))
-            with points.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(json.dumps(row), flush=True)
+            _record(points, codec, name, q, args, rgb, data, time.perf_counter() - start)
+
+
+def curve(args) -> None:
+    torch.set_num_threads(args.threads)
+    OUT.mkdir(parents=True, exist_ok=True)
+    points = OUT / "points.jsonl"
+    done = {(p["image"], p["quality"], p["effort"]) for p in read_points(points)}
+    todo = [(name, float(q)) for name in image_names(args.images) for q in args.qualities.split(",")
+            if (name, float(q), args.effort) not in done]
+    if not todo:
+        return
+    images = {name: np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB")) for name, _ in todo}
+    effort = args.effort if args.iterations is None else FitConfig(iterations=args.iterations)
+    start = time.perf_counter()
+    coded = encode_many([(images[name], q) for name, q in todo], effort=effort, device=args.device,
+                        progress=args.progress, batch_pixels=args.batch_pixels)
+    per_point = (time.perf_counter() - start) / len(todo)
+    print(f"{len(todo)} points in {per_point * len(todo):.0f} s on {args.device}: {per_point:.1f} s per point", flush=True)
+    codec = OverfitCodec()
+    for (name, q), (data, _) in zip(todo, coded):
+        _record(points, codec, name, q, args, images[name], data, per_point)
+
+
+def _record(points: Path, codec: OverfitCodec, name: str, q: float, args, rgb: np.ndarray, data: bytes, encode_s: float) -> None:
+    start = time.perf_counter()
+    decoded = codec.decompress(data)
+    decode_s = time.perf_counter() - start
+    info = codec.describe(data)
+    (OUT / f"{name}-q{q:g}-{args.effort}.nic").write_bytes(data)
+    row = dict(image=name, quality=q, effort=args.effort, bytes=len(data), bpp=8 * len(data) / rgb.shape[0] / rgb.shape[1],
+               psnr=psnr(np.asarray(decoded.convert("RGB")), rgb), encode_s=round(encode_s, 2),
+               decode_s=round(decode_s, 3), threads=args.threads, device=args.device,
+               mac_per_pixel=info["mac_per_pixel"], parameter_bits=info["parameter_bits"],
+               latent_bits=info["latent_bits"], machine=platform.processor() or platform.machine(),
+               date=time.strftime("%Y-%m-%d"))
+    with points.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)
 
 
 def _mean_curve(rows: list[dict], key_rate: str = "bpp", key_dist: str = "psnr") -> tuple[list[float], list[float]]:
@@ -166,7 +195,9 @@ def speed(args) -> None:
 
 
 def main() -> None:
+    global OUT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(OUT), help="results folder (points.jsonl and the files)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("rd")
     p.add_argument("--images", default="1-4")
@@ -176,6 +207,16 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--progress", action="store_true")
     p.set_defaults(run=rd)
+    p = sub.add_parser("curve")
+    p.add_argument("--images", default="1-24")
+    p.add_argument("--qualities", default="2,4,6,8")
+    p.add_argument("--effort", default="medium")
+    p.add_argument("--iterations", type=int, help="override the effort's iterations (a quick check)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--batch-pixels", type=int, default=None)
+    p.add_argument("--progress", action="store_true")
+    p.set_defaults(run=curve)
     p = sub.add_parser("summary")
     p.add_argument("--effort", default="medium")
     p.set_defaults(run=summary)
@@ -188,6 +229,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.set_defaults(run=speed)
     args = parser.parse_args()
+    OUT = Path(args.out)
     if not KODAK.exists():
         sys.exit(f"needs the Kodak images in {KODAK}")
     args.run(args)
