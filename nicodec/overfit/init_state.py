@@ -1,6 +1,7 @@
 """Starting networks for the overfit encoder, per quality (written by benchmarks/overfit_pretrain.py;
 do not edit). Each was fitted over a mosaic of training photos:
 
+* quality 2: photos 10-17 (128,192 crops), λ 0.0009, 1500 iterations, 2026-12-01: 0.163 bpp, 22.54 dB on the mosaic
 * quality 6: photos 10-17 (128,192 crops), λ 0.013, 1500 iterations, 2026-12-01: 0.878 bpp, 28.41 dB on the mosaic
 """
 
@@ -8,8 +9,76 @@ from .model import Architecture
 
 ARCHITECTURE = Architecture(grids=7, arm_width=16, arm_layers=2, synthesis_width=24, scheme='raster', coarse_context=True)
 SHAPES = {'arm.w0': (25, 16), 'arm.b0': (1, 16), 'arm.w1': (16, 16), 'arm.b1': (16,), 'arm.w_out': (16, 2), 'arm.b_out': (2,), 'syn.up': (6, 4), 'syn.w0': (24, 7), 'syn.b0': (24,), 'syn.w1': (3, 24), 'syn.b1': (3,), 'syn.r0': (3, 3, 3, 3), 'syn.rb0': (3,), 'syn.r1': (3, 3, 3, 3), 'syn.rb1': (3,)}
-NOTES = {6.0: 'photos 10-17 (128,192 crops), λ 0.013, 1500 iterations, 2026-12-01: 0.878 bpp, 28.41 dB on the mosaic'}
+NOTES = {2.0: 'photos 10-17 (128,192 crops), λ 0.0009, 1500 iterations, 2026-12-01: 0.163 bpp, 22.54 dB on the mosaic', 6.0: 'photos 10-17 (128,192 crops), λ 0.013, 1500 iterations, 2026-12-01: 0.878 bpp, 28.41 dB on the mosaic'}
 STATES = {
+    2.0: (
+        "tznuvOT2Kr6QsnK/2NgJv5Gl2T6+vKG+iuxJvWpCTD+wtpC+2oCHPzRdOb8tnO2+8sltvft9sL7HaNQ+OhspPwDDt71aln6+"
+        "6+XVvo/Air5mIGw+EBJPvrJCrb11gZI+ozSsvcZLVD6bRqC+C46TvoFbPr3yqJK+0YuTPvYQmj6MqnS+zVUGvnSOqL5j4Xs9"
+        "9e+8PW5fH72Rfcw9lXSJPV98H77T4dM+xmPlvo3in74QnOA9E7eUvmDfhj608ho+cihgvr0JNr3YKNs8kaqKvSMcIr5e7Qw9"
+        "aWGaPU+pY70cKdi8SlQEPbIjvL13O9q9AWX2PUQH+r0RqjE9bz+tva9Mcr1Mks67OMSWPa7xjL6M8m2+1Kcfvp8/Gb7Posm8"
+        "xT+AvJXHFLxcOww9kzn3PJJSuT1wSWK9pD8hvYeM7zxt3U2+JmKGvQGsAT6XTAO/XKHBviy9fL79y+A7LMeJvX1+BT0kl9C9"
+        "YYQzvRYj+Lz6bI8+nGy0vA2/7z0oxvk9jkKEPtW21b3fu7A+1EHBvpAO4D7pzEk91wCNvLApKr8kVai+c0mJPyoIJr9b4vK+"
+        "P5HFux+il751Sp4+wC8cv+tnNL7YgT++9J0cPkW9C7/9IrC9j/QyvkebXD3Tsuo97IElvnFTij4vN62+8zQ8vsV/z7wtOKi9"
+        "8CqcPkw1pTx4Miu+QKmHvirWkbyL6cu+1gBsvYy7mb68k2m9A8llvdaVFr5t4Yk6sPw1vmWVsb310q49TEy/vS3WtD2aJAQ+"
+        "Wts5vss+6r3GgkM+iP2zvvP4yb0XJbq9xugAvSHfmr2JAha+j3pwPknK2L6ih0m+/GlwPUXndr55vII+rcARvrkGAb0jSKU9"
+        "4jdTPl8aeL7NYUS+0PV8vqWggb1+Kb27xCOpvbphgz1+1NQ9GzyqPQc+qj2E0q491WUNvOHuhD2I7ku9liWqvGfLTT4+Mty+"
+        "qgedvgSLlr5Luzw904+UPBRXMj5TmCG+n1KXvf+H3DvkWMy9X4XZPRzsn71lSMk97QOLPaf5jDx4IeI+KF/Jvktguz3jP9Q8"
+        "q/6aPWu4ib4dWso8r0HqPrpQx771W4u+XTGovd1Gor0KDFc+yLLfvjgBVL15mye+Mgwsvdl8ib45J4E6IhxTvtcZHLxtkuQ9"
+        "sZFUvnXcT706Vge+GtVHvQwCOb0h5fC7ejOvPREDnT0lKZS9GaSVvXw+ML2OgYe+nlLwvAoukr7jVgK+bgV+PXTH4TtC87I8"
+        "xBsJvlY3NL1kmYK86rKmvXkM2jx0p/M9EcbZPDarir0sH+Q9hELivXMCqz0yfqi9IpQrOx7fxr3qVua9QUKoPlZ4g77N21G+"
+        "qdQePfXsEb5fYDs+68BWvvDQQT3XuNo8sOfTPYx3K76GkY28dU8yvXgwMT6nSe88IBdtvX5JbzzDbzW9Et3SPWkegrv15m09"
+        "P6CHvO051bxK94m9fR+GPcTSOj5+16u+vjwzvKzvuL0eVR4+zhgCPqEYDD1ERJy9/SmqPe1H9TwjXim83bVCPlAzhD0nLo48"
+        "mQqNvcuRwr38MIO88vd8PRnXxLxcQZ69lgLtvUvFjrxEp1A9Ml5FPOrTzTxXQxC9GSiJPJoNID2Bo4Q8RTScPSD+Pj7zssE8"
+        "RhbUvVDzaD44mPY93u4DPcB+Yj5o0lU9+QH8vfmNJ70nJuw93JKGOEPlz70F1KO6InAFvc9tPj0AXyw8nASCviaWXr6gbfE+"
+        "odZ1Pg5vnD3ISoc9jWvpvdJ7SL6R44s+Y5c5vqL9ur6gZyE8RvNevi1dND49m/y8olaLux7I4D2/8wI9WbzkvTYr4rz6ONi9"
+        "RtYzPmop1D0f17M9iQqXvp+pgj7U9wg+Sk21PZxMKz4+dnu9Xor4PV3WH70Fv1Q8DM1KPTB9Qj37Vmw8WwA/PUBKRz6baEK8"
+        "In02vhlNMj3KEhq9bY4cPnEL/Lrj2tW8AX5DPCqeX71enbW87j7zOsBIkj2XXk29jszfvPxgNT1s6CY9bwc4vXTG0D2gw5q9"
+        "qgvAPRWsrLy/EeQ90QJJPpvYYTwHNZA7CIxavXgynDsusR+9c9sEvpJt/7xv1gq8xyrWvdGeVjp7FHK7HPyBPSVfOT1csRM9"
+        "KKO+PaEckj0vkoC7xkGIPWGEFD+vxSg/9dMMP49V+D1lUjM/v7UcP3bUFz9iX48+HD4RPwbLQb8LdjE/l1IkPzWBKD/c1BY/"
+        "vXdYP5MvIj9aA/O+CswhPlGKTD3y6sU+O2VPPlexLr76yAQ+fZS0PoSBRb2I8Fc+Tdp8vfG1LD3JsoA+pqwtPaHQ4j6HHQQ8"
+        "EjhoPmXgSD6zQvs9vTa7PtQhfz3Pkbo81e0aP3qAYD4dHqY+0HbevLLiWz6P30k85JmcPqN10j5Vh3W/D9W5PoxbOj7ATX8+"
+        "Uc2Wvgzrl77o1B69v07duzusTr+7Hsa+zqI9v58OKL+B18K9M5kVvpw+p75mMZ2+XXCwPhTjyz3MSVy+0iFrvlpWlT7EJkw+"
+        "lKWhPqCDRD7f0pC/yWCPPs5bTr15PB4+DNnEvarmrL0Ge5y+lcJTvllxCj1lapq9wjVKPxHr7j7E1BY+GzOLvPtAm760/IA9"
+        "wQcdP0J0vz5gQ/s+ZqLBPkzWsD4+f56+QNe0vr3ALL3x8jC/tyHIPsnmOb8Dm50+xqJwvQBGmz5XKvi9VhaYPjAMpDzhPpY+"
+        "yOyLPgj0PD6//jU+hgQdPsQKtD4uDHI9RLcHPua8UT71vS28lZq3PEtnyD5d+9A+rERNPiuOZT5bEQ8+7tSiPhfcrD4MJyu+"
+        "APN4PiAEAj44CfM8TdMCPhFwID5+Y6I+aKnrv1T43j0Ifz4+5Lo0PtluAj8EGQE929r3vgpqiT0+7iy9ybI3PmTl0D3F9Qa+"
+        "MjvcvkH1n77xs1o/et3mvICatz7+90K8hwfSPldu0D51Hmg+VXUAvsTXGr7/Kh8+K7wSPQi5qL5t9nE9lAFOPneIqT1RC2k+"
+        "fxF8PoHHEz3Oq7g81c7wPhKwsr6bXDa+s1uev0ZOvz7XR+i/P67VvtozvT2jhDe+OeLsPa07Kr+jwIK/wz+Fv33Phz5F9S8+"
+        "wkz9PdeEIr7jboc+D038Pp2SVz5DXp0+1zbvu3mRoT7v+A8/k9WcPCsQ4T6VxBI/rv4WP4lWAD8j9Uq8tRjWPplMBb/DCG++"
+        "W+2BPr31zT6ZJhE+V4gNvs1cqr70PV0+jO7iPQ0lp75hKms+nBuJPhas5j4FDuE+53czPgW/Jr3oYcU+hQuqPqT3fD6Y9HA+"
+        "Vv6FPiDfiD6HbDI+9OmxPofOU7463Zk9LDONvfoacT7hNse9rLzsvRgBFT/q3vQ73DfkvfHMYL0v+hw+de/2uyThBT+XA5i9"
+        "iZGQPpeiyj78loU+VBWavfVZxT61Wm8+iBxLPhwv+D5PVFe+Y8OOvVbm9b7yDaq+6Jz7PrV1Xz41K8m/slTvvXoZHj6EJKY+"
+        "Jae8PUwJxT1vWbs9a+IGvl3QdL7uEcS+O7kiv8Nh/T3vvOC+WbPLPmFSHj3DJNk7iUilvsgB/z4wiZ6+oWsrPhBxpz2Kdzc+"
+        "TansPl6VyL1NuCo+FHQBvqT1TL7yf1k+f2OQvkk/FT6JNLI+K3q1PuKupj70zcc98y3LPt11sz6i83o+nwomPqsqYD5bq54+"
+        "NgKZPo1FpD6hP8W7yCljPpFSjj/BOkC/rzXuPmRi9D1LrMm95UVXvhuMhb0TXG++V14YvNIbEkDeq/w9rZ68vU9aJL6Yo7a/"
+        "hWObvUGPbL6QCmu85sGfvmhbJrqNyLc/sUdvPbOhir6a4ve8vuuUvmu7wzy1cNi+ooYWOxPkz76t13+/OkDavaCJiD3B54C+"
+        "R++XvJhair4q7029itCnPtn+QT8wHhe8fgCovHK5kT6vX0I/Zvx7PTczUj2oPSA+9tY5PzGC9j0BQ5Y9ibarPVF5PT8A+S0+"
+        "oDrCvG/Xvz0GUjE/lqhZuCitCb3RkjI9jkJDPyTV+D3PzWq9x545PqjMrT58Lh++sRj3PUXavT5Hkye+shmZvrYyZL5lZE++"
+        "pDEKPbtn5j08u5a+d3w9PtIHHb5TJ7a+2vJ+vhAFNb0kXkI9Oj+OPZgchL4FMsK8/5TQvsg6x74ORoW+xNe4vccC8T2MHF67"
+        "0P4cOwIkhz0aZoc+5miRPqf4Oj4Vymm+JRd7vg0CSz5rUIq+iLeFPPO0zz6dyGy+MhkfPcAhYr3y/bi7oCEJPoJ35L0N6yc+"
+        "HCiTvvR6bz5VmxG+dcqOvlGje74iQKK+z81/vtDkNTwaiuY9xmYYvtU6oTzD4Js+E4C8PqdHAb7qavm8aX4rvpoM+jy2NEQ9"
+        "y6yFPnl4nz6FRoO8s3SMvEItFL4ctg8+hV4RPtURdL4TRb08jeCzPkpIqr4yfhA+xJSdvqmUQ737/54+rasxPqclIL5kMYS+"
+        "MHiSPVJhXr7t79k9eTfSPkV+AD60SLO++DayPsGmE76EqIk+CEU/vpWH276vDty9W01TPIyf5L04DLe+ro8kPtVCML4bvMO+"
+        "aAufPIf07j0FSes9sCrsPsvZgj1IuPo+iomGvibWP74iB3O9OjvnveOwrb1ArC8+bG3pPYZODb6LPh+7ZWk0vsj7eLzXZWU+"
+        "R7oJP9ghI7625ii+1Je5PAjBbr53XBy9gzqPPNPgh76lb7q9wT3vPR9zYr7/P58+CDQzPgKw2T5Iktk9dK+FPdxFvj62x5M+"
+        "b8EMPQLPkzvBo3A9NNFwvWEfpD2Qxsk94zOGPk6PhL2zQkS+uHOJvfMig746U/09aRiMvVoUcL30md48uQ4gPQAgSr7bAIQ+"
+        "7FBoPdHRNj/lSpE9jKLOvKLjoTx2kBY8LzdPucc44LtPcoc9ryDlPSH0Tr5FWqG+c8rePdOuU75dCbC9ro8JPnLvRT5BHB0+"
+        "e7KBPczQlz0xJLq8xyKVPbpHPD6MN2Y+91DIPEZ5aT5AvX89Z09jPOWnTb5hWtE9qNO+PItYCT5JFJs9uLT6vjCtDj6Zosc8"
+        "qk8jvjRf8L3oKPA9QaMQvUwgNj17oVO+L18BPjzPBD46/pg9dNJTvUrXNT4WQCw9/3kavfqxSb7bS4C9C+kEvfSYqL0GiZS9"
+        "jDZvO4eBwb3iMe89/8jKvur1tj2ARHc9+P2UPjvl5z1Aq/Q9ERn1vds7Hr4PsiE+GvWjPTAs3z2vCZw90jhAvse5FjzIfk0+"
+        "nPnAvMzbAL2YYWa9WepkPSDCTbxzszS+ByYhvQFiHby6T2I7jtDLvo3eKD7nWvs9bpqLPoGpIb0ajS4+TrIbvi0mPr4fyKY8"
+        "KsMlvdSEW73Dm449ieCtPehU6D25Ego+DvBPPpTIxj3K8Aa+WO2GPX2KbD43wXK9fCbYPZUrIr6Qt3a++838vr7hdT5gCkG+"
+        "rEONPmdAf755FgU/KtzGPu18rj5LFg891k50PI07JD2dy4O8EU8TvRLxxjwkTRw9lvD5PFl/VT3/zZ+9cdimvDU0Jr3N6uG9"
+        "577jvZVnmL1FeNS9crOZveqeYb18WiY9NwGqPHLDgTztF/E8HkUpu7WVrryuIGw8wFnou5z3h7xm+0u9FphpvXGRj71J2Fm9"
+        "DqFwvaw3lr3rFGO9glAsvTjNoL1kw6K9rRRtvbW8O703j5O9T2NmvYHAP73xy169qBxmvch9KL27NUe904OTvTLAc70fYVK9"
+        "nNQ1vcGQpL022E+9KsqIvYrlo72QrNE8bZoxPcTtMj1WksM8b6j/u7XoAD18z748GXpzPbuY9zyUZ2G8Xji1PLY3nrzrzNk7"
+        "Xl8VvsQ/5rzZLki9p8Mbu19uIL1m8Ze8sCsovPHkpLza0QK9XJIgvqC8Cb0i/oO8GVe6u6yzu7xTe4Q9E75uvQUFYz3DK6W7"
+        "EP2Du8Ypp7scfQw9d30vvZDJtDxmOMY7V5E3PMT3E7rsC328s374PMP8RzyuWIQ6D1aQvOyGCz35x9O8gQeuuviafrx83WI7"
+        "YtjJuoPZ1bt8Kvc8m0K8u93qJDyAAve8pBAXux+Li7zQxBC9rcLJu7PdWb1wDSE8Wk/xvEE9EbuN9/2899ubvBq6G71gv2s8"
+        "tcKHPTI90DzDvos8da9NvYQDBj0809K7NNNUPVUzDjy92AW9kpP+PNzuEzw5iVU8VAbyPHCnDDxMFje9BHgVPUdhjbwjk9u6"
+        "tH6nO36HA7o4/b+7u+lgvCAj9zxhDUo70Sa+PLv/hjwMdc27XQz/O2OmijvM4am8FtcNvf8yMryk1lC8W9lEO75zv7yitJO8"
+        "aMndPMRpL7uJ8g88lB/RvDnwKjxGb0W8BgpGPC6En7w4MS28WV6/uob/p7w="
+    ),
     6.0: (
         "xBaQv3O+Nj8IpYs/DJGcv+WWLz+Vvlk/hLY4PrrGDT9L8pA9+rRqP1laEz+bFRW+378yvyKtjz5NQPU+c5FCvOVu9r4pcK89"
         "i42+PmVbO77NnyQ+JCzNPtqvlr2lMVQ+vfEiPqQqIz5MGYM+8kqhvlx1Sz8W10s9GZhcv2sqIb37jt2+abFgPffUETxxt2y+"
