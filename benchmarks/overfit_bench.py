@@ -4,6 +4,7 @@
     python benchmarks/overfit_bench.py summary --effort medium            # BD-rates of what is there
     python benchmarks/overfit_bench.py speed --threads 2 --file results/overfit/kodim01-q6-medium.nic
     python benchmarks/overfit_bench.py curve --images 1-24 --qualities 2,4,6,8 --device cuda   # batched, on a GPU
+    python benchmarks/overfit_bench.py large --iterations 3     # peak memory of a 12 MP photo, encode and decode
 
 ``rd`` encodes each (image, quality) with the given effort, one point at a time, appending a JSON
 line per point to ``results/overfit/points.jsonl`` (bytes, bpp from the file, PSNR-RGB, encode
@@ -194,6 +195,31 @@ def speed(args) -> None:
         print(f"encode {args.image} q6 effort {effort}: {time.perf_counter() - start:.0f} s ({args.threads} threads, {args.device})")
 
 
+_LARGE = """
+import resource, sys, time, numpy as np, torch
+from PIL import Image
+from nicodec.overfit import FitConfig, OverfitCodec
+torch.set_num_threads({threads})
+codec, start = OverfitCodec(), time.perf_counter()
+if "{step}" == "encode":
+    rgb = np.asarray(Image.open("{image}").convert("RGB").resize((4032, 3024), Image.BICUBIC))
+    open("{file}", "wb").write(codec.compress(rgb, quality=6, effort=FitConfig(iterations={iterations})))
+else:
+    codec.decompress(open("{file}", "rb").read())
+print("{step}", round(time.perf_counter() - start, 1), "s, peak", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, "MB")
+"""
+
+
+def large(args) -> None:
+    """Peak resident memory (each step in its own process) for a 4032 × 3024 photo (kodim01 resized)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    file = OUT / "large-12mp.nic"
+    for step in ("encode", "decode"):
+        code = _LARGE.format(threads=args.threads, step=step, image=KODAK / "kodim01.png", file=file, iterations=args.iterations)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        print(out.stdout.strip(), f"({args.iterations} iterations per tile, {args.threads} threads)" if step == "encode" else "")
+
+
 def main() -> None:
     global OUT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,6 +243,10 @@ def main() -> None:
     p.add_argument("--batch-pixels", type=int, default=None)
     p.add_argument("--progress", action="store_true")
     p.set_defaults(run=curve)
+    p = sub.add_parser("large")
+    p.add_argument("--iterations", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(run=large)
     p = sub.add_parser("summary")
     p.add_argument("--effort", default="medium")
     p.set_defaults(run=summary)
