@@ -12,6 +12,7 @@ the mean change of bytes and PSNR per level, and the seconds per encode and deco
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ def main() -> None:
     print(f"{len(images)} images from {args.data}; {platform.processor() or platform.machine()}, "
           f"torch {torch.__version__}, {args.threads} threads")
     for name in args.models.split(","):
-        new, old = nicodec.load(name), nicodec.load(f"{name}-r1")
+        new, old = nicodec.load(name), copy.copy(nicodec.load(f"{name}-r1"))  # (load's codecs are shared)
         old.version = 1  # release 1's coding path, as nicodec 0.1.0 wrote it
         levels = [float(q) for q in range(1, new.levels + 1)]
         rows = {"new": [], "old": []}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
+import math
 import os
 import sys
 import time
@@ -16,30 +17,19 @@ import warnings
 from pathlib import Path
 
 from .errors import NicodecError
+from .outputs import STDIO, plan
 
 _REGISTRARS: list[str] = ["nicodec.evaluation.cli", "nicodec.training.cli"]  # modules with register(subparsers) adding more subcommands
 
 
-def _codec(model: str):
+def _codec(model: str, device: str | None = None):
     from . import zoo
 
-    return zoo.load(model)
+    return zoo.load(model, device)
 
 
-STDIO = Path("-")  # as an input: standard input; as an output: standard output
-
-
-def _check_output(path: Path, force: bool, *inputs: Path) -> None:
-    if path == STDIO:
-        if sys.stdout.isatty():
-            raise NicodecError("refusing to write binary data to a terminal: redirect it, or give -o FILE")
-        return
-    if any(path.resolve() == p.resolve() for p in inputs if p != STDIO):
-        raise NicodecError(f"refusing to overwrite the input {path}")
-    if path.exists() and not force:
-        raise NicodecError(f"{path} exists: use --force to overwrite it")
-    if not path.parent.is_dir():
-        raise NicodecError(f"output folder {path.parent} does not exist")
+class StdoutError(NicodecError):
+    """Standard output cannot be written (a full disk, a closed pipe): the whole command stops."""
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -58,39 +48,10 @@ def _read_bytes(path: Path) -> bytes:
         raise NicodecError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _outputs(inputs: list[str], output: str | None, name) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: outputs beside their inputs (``name(src)``), or ``-o``: the output
-    file for one input, the folder they go into for one or several."""
-    sources = [Path(i) for i in inputs]
-    if sources.count(STDIO) and len(sources) > 1:
-        raise NicodecError("standard input (-) can only be the one input")
-    if output == "-":
-        if len(sources) > 1:
-            raise NicodecError("standard output (-o -) takes one input")
-        return [(sources[0], STDIO)]
-    if output is None:
-        if sources == [STDIO]:
-            raise NicodecError("reading standard input: give -o FILE, or -o - for standard output")
-        return [(src, src.with_name(name(src))) for src in sources]
-    target = Path(output)
-    if not target.is_dir():
-        if output.endswith(("/", os.sep)):
-            raise NicodecError(f"output folder {target} does not exist")
-        if len(sources) > 1:
-            raise NicodecError(f"with several inputs, -o names a folder, and {target} is not one")
-        return [(sources[0], target)]
-    pairs = [(src, target / name(src)) for src in sources]
-    seen: dict[Path, Path] = {}
-    for src, out in pairs:
-        if out in seen:
-            raise NicodecError(f"{seen[out]} and {src} would both be written to {out}")
-        seen[out] = src
-    return pairs
-
-
 def _each(pairs: list[tuple[Path, Path]], work) -> int:
-    """Run ``work(src, out)`` on every pair. With several, a failing file is reported on one line
-    and the others still run; the exit status says whether any failed."""
+    """Run ``work(src, out)`` on every pair (planned and checked by ``outputs.plan``). With several,
+    a failing file is reported on one line and the others still run; the exit status says whether
+    any failed. A standard output that cannot be written stops them all."""
     if len(pairs) == 1:
         work(*pairs[0])
         return 0
@@ -98,6 +59,8 @@ def _each(pairs: list[tuple[Path, Path]], work) -> int:
     for src, out in pairs:
         try:
             work(src, out)
+        except StdoutError:
+            raise
         except NicodecError as exc:
             print(f"nicodec: error: {exc}", file=sys.stderr)
             failed += 1
@@ -107,8 +70,10 @@ def _each(pairs: list[tuple[Path, Path]], work) -> int:
 
 
 def cmd_compress(args) -> int:
-    pairs = _outputs(args.input, args.output, lambda src: src.with_suffix(".nic").name)
-    codec = _codec(args.model)
+    pairs = plan(args.input, args.output, lambda src: src.with_suffix(".nic").name, args.force)
+    if args.bpp is not None and not (math.isfinite(args.bpp) and args.bpp > 0):
+        raise NicodecError(f"--bpp must be a positive number of bits per pixel, got {args.bpp}")
+    codec = _codec(args.model, args.device)
     return _each(pairs, lambda src, out: _compress_one(codec, src, out, args))
 
 
@@ -117,74 +82,101 @@ def _compress_one(codec, src: Path, out: Path, args) -> None:
     from .codec import UnrefinedWarning
     from .images import open_image, orientation
 
-    _check_output(out, args.force, src)
-    image = open_image(io.BytesIO(_read_bytes(src)), name="standard input") if src == STDIO else open_image(src)
+    source = io.BytesIO(_read_bytes(src)) if src == STDIO else src
+    image = open_image(source, name="standard input" if src == STDIO else None, first_frame=args.first_frame)
     w, h = image.size
     budget = args.max_bytes if args.bpp is None else _bpp_budget(args.bpp, w * h)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnrefinedWarning)
-        data = codec.compress(image, quality=args.quality, refine=args.refine, max_bytes=budget,
+        data = codec.compress(image, quality=args.quality, refine=args.refine, max_bytes=budget, fast=args.fast,
                               progress=sys.stderr.isatty())
     seconds = time.perf_counter() - start
     unrefined = any(issubclass(warning.category, UnrefinedWarning) for warning in caught)
     refine_note = "" if not args.refine else (
         ", unrefined (the refined file did not fit)" if unrefined else f", refined {args.refine} steps")
-    _write(out, data)
     nic = container.unpack(data)
     notes = refine_note + (", turned upright (EXIF orientation)" if orientation(image) != 1 else "")
     if container.ICC in nic.metadata:
         notes += f", ICC profile kept ({len(nic.metadata[container.ICC]):,} bytes)"
-    _report(
-        f"{_shown(src)} ({nic.width}x{nic.height} {image.mode}) -> {_shown(out, 'stdout')}: {len(data):,} bytes, {len(data) * 8 / (w * h):.4f} bpp, "
-        f"{codec.name} quality {nic.quality:g}{f' (fitted to {budget:,} bytes)' if budget else ''}"
-        f"{notes}, {seconds:.2f} s", out
-    )
+    _write(out, data, args.force,
+           f"{_shown(src)} ({nic.width}x{nic.height} {image.mode}) -> {_shown(out, 'stdout')}: {len(data):,} bytes, {len(data) * 8 / (w * h):.4f} bpp, "
+           f"{codec.name} quality {nic.quality:g}{f' (fitted to {budget:,} bytes)' if budget else ''}"
+           f"{notes}, {seconds:.2f} s")
 
 
-def _write(out: Path, data: bytes) -> None:
-    """``data`` to standard output, or atomically to the file ``out``; a failed write (a full
-    disk, a directory in the way, a closed pipe) is a one-line error that leaves nothing behind."""
-    from .weights import atomic_write_bytes
+def _write(out: Path, data: bytes, force: bool, report: str) -> None:
+    """``data`` to standard output, or atomically to the file ``out``, and the ``report`` line on
+    whichever of stdout and stderr does not carry the data. All or nothing: a failed write (a full
+    disk, a directory in the way, a closed pipe), or a report that cannot be printed, is a
+    one-line error that leaves no output file behind (the report is printed before the rename)."""
+    from .weights import atomic_write
+
+    if out == STDIO:
+        _to_stdout(lambda: (sys.stdout.buffer.write(data), sys.stdout.buffer.flush()))  # .buffer is not guarded
+        print(report, file=sys.stderr)
+        return
+    if not force and os.path.lexists(out):  # made since the plan was checked
+        raise NicodecError(f"{out} exists: use --force to overwrite it")
+
+    def write(tmp: str) -> None:
+        try:
+            Path(tmp).write_bytes(data)
+        except OSError as exc:
+            raise NicodecError(f"cannot write {out}: {exc.strerror or exc}") from None
+        print(report)
+        sys.stdout.flush()  # a StdoutError here removes the temporary file: no output without its report
 
     try:
-        if out == STDIO:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        else:
-            atomic_write_bytes(out, data)
+        atomic_write(out, write)
     except OSError as exc:
-        raise NicodecError(f"cannot write {_shown(out, 'stdout')}: {exc.strerror or exc}") from None
+        raise NicodecError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+def _to_stdout(write):
+    """``write()``, which writes to standard output; if that fails, say so in one line (and point
+    stdout at /dev/null, so that Python's own flush at exit does not fail again)."""
+    try:
+        return write()
+    except OSError as exc:
+        _silence_stdout()
+        raise StdoutError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
+def _silence_stdout() -> None:
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (tests capture it)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _shown(path: Path, stream: str = "stdin") -> str:
     return f"<{stream}>" if path == STDIO else str(path)
 
 
-def _report(line: str, out: Path) -> None:
-    """What a command did, on stdout unless stdout carries the data."""
-    print(line, file=sys.stderr if out == STDIO else sys.stdout)
-
-
 def _bpp_budget(bpp: float, pixels: int) -> int:
-    if not bpp > 0:
-        raise NicodecError(f"--bpp must be positive, got {bpp}")
-    return max(1, int(bpp * pixels / 8))
+    return max(1, int(min(bpp * pixels / 8, 2**62)))
 
 
 def cmd_decompress(args) -> int:
-    pairs = _outputs(args.input, args.output, lambda src: src.stem + ".decoded.png")
-    codec = _codec(args.model) if args.model else None
-    return _each(pairs, lambda src, out: _decompress_one(codec, src, out, args.force))
+    from .limits import pixel_limit
+
+    pairs = plan(args.input, args.output, lambda src: src.stem + ".decoded.png", args.force)
+    max_pixels = pixel_limit(args.max_pixels)
+    codec = _codec(args.model, args.device) if args.model else None
+    return _each(pairs, lambda src, out: _decompress_one(codec, src, out, args.force, max_pixels, args.device, args.fast))
 
 
-def _decompress_one(codec, src: Path, out: Path, force: bool) -> None:
+def _decompress_one(codec, src: Path, out: Path, force: bool, max_pixels: int, device: str | None = None,
+                    fast: bool = False) -> None:
     from . import zoo
 
-    _check_output(out, force, src)
     data = _read_bytes(src)
     start = time.perf_counter()
-    image = zoo.decompress(data, codec)
+    image = zoo.decompress(data, codec, max_pixels=max_pixels, device=device, fast=fast)
     seconds = time.perf_counter() - start
     fmt = "PNG" if out == STDIO or not out.suffix else _format_for(out)
     icc = {"icc_profile": image.info["icc_profile"]} if "icc_profile" in image.info else {}
@@ -193,9 +185,9 @@ def _decompress_one(codec, src: Path, out: Path, force: bool) -> None:
         image.save(encoded, format=fmt, **icc)
     except (ValueError, KeyError, OSError) as exc:  # e.g. alpha into JPEG
         raise NicodecError(f"cannot write {out} as {fmt}: {exc}") from None
-    _write(out, encoded.getvalue())
     w, h = image.size
-    _report(f"{_shown(src)} ({len(data):,} bytes) -> {_shown(out, 'stdout')}: {w}x{h} {image.mode}, {seconds:.2f} s", out)
+    _write(out, encoded.getvalue(), force,
+           f"{_shown(src)} ({len(data):,} bytes) -> {_shown(out, 'stdout')}: {w}x{h} {image.mode}, {seconds:.2f} s")
 
 
 def _format_for(path: Path) -> str:
@@ -294,6 +286,7 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .limits import MAX_PIXELS
     from .zoo import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(prog="nicodec", description="Learned lossy image compression.")
@@ -304,7 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", nargs="+", help="image file(s) (PNG, JPEG, ...); - reads standard input")
     p.add_argument("-o", "--output", help="output .nic file, the folder outputs go into, or - for standard "
                    "output (default: each INPUT with .nic suffix)")
-    p.add_argument("-m", "--model", default=DEFAULT_MODEL, help="model name or weights .safetensors file")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, help="model name (meanscale, or meanscale-r1 for release 1) "
+                   "or weights .safetensors file")
+    p.add_argument("--device", help="where the transforms run: cpu (default) or cuda; files are the same bits either way")
+    p.add_argument("--fast", action="store_true", help="analysis in bfloat16 where the CPU (AMX, AVX-512 BF16) or "
+                   "GPU has it: faster, latents a little different")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("-q", "--quality", type=float, help="quality in [1, levels] (fractional allowed)")
     rate.add_argument("--max-bytes", type=int, metavar="N", help="the highest quality whose file fits in N bytes")
@@ -314,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="encode with STEPS steps of latent refinement (50 steps: 7-10 %% fewer bits at the same quality "
         "on Kodak; ~1 s per step for a 768x512 image on 2 CPU cores); default 0 (off)",
     )
-    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--first-frame", action="store_true",
+                   help="code the first frame of an animation or multi-page file (refused otherwise)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output (never an input)")
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decode a .nic file to an image")
@@ -322,7 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output image, format from its suffix; the folder outputs go "
                    "into as PNG; or - for PNG on standard output (default: each INPUT.decoded.png)")
     p.add_argument("-m", "--model", help="weights .safetensors file, for files made with weights not shipped here")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--device", help="where the transforms run: cpu (default) or cuda")
+    p.add_argument("--fast", action="store_true", help="synthesis in bfloat16 where the CPU (AMX, AVX-512 BF16) or "
+                   "GPU has it: faster, pixels within a few levels of the float32 reference")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N",
+                   help=f"refuse files declaring more than N pixels, before decoding (default {MAX_PIXELS:,}, "
+                   "where Pillow refuses too: a guard against decompression bombs)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output (never an input)")
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("info", help="show a .nic file's header")
@@ -345,8 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    stdout, sys.stdout = sys.stdout, _GuardedStdout(sys.stdout)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # what info, models... printed: a full disk is an error now, not at exit
+        return status
     except NicodecError as exc:
         print(f"nicodec: error: {exc}", file=sys.stderr)
         return 2
@@ -358,3 +366,22 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"nicodec: internal error: {exc.__class__.__name__}: {exc} (NICODEC_DEBUG=1 shows details)", file=sys.stderr)
         return 1
+    finally:
+        sys.stdout = stdout
+
+
+class _GuardedStdout:
+    """``sys.stdout`` while a command runs: a write or flush that fails (a full disk, a closed
+    pipe) is a StdoutError, one line and exit status 2, wherever the command printed."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return _to_stdout(lambda: self._stream.write(text))
+
+    def flush(self) -> None:
+        _to_stdout(self._stream.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)

@@ -5,6 +5,7 @@ All models share this one compress/decompress path; models only provide their la
 
 from __future__ import annotations
 
+import copy
 import operator
 import warnings
 import zlib
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import container, rate_control, refinement
+from . import container, limits, rate_control, refinement
 from .entropy_models import EntropyBottleneck
 from .errors import CorruptFileError, NicodecError
 from .images import MODES, from_planes, to_planes
@@ -60,6 +61,25 @@ class Codec:
         return self.model.name
 
     @property
+    def device(self) -> torch.device:
+        return self.model.y_gain.log_gain.device
+
+    def to(self, device: str | torch.device) -> "Codec":
+        """Run the transforms on ``device`` (``"cuda"``, ``"cpu"``); returns a codec sharing nothing
+        with this one, so a cached codec stays where it was. Files are the same bits either way:
+        coding runs the deterministic path (container version 3) on any device."""
+        try:
+            device = torch.device(device)
+            if device.type == "cuda" and not torch.cuda.is_available():
+                raise NicodecError("--device cuda: no CUDA device here (this torch build or machine has none)")
+            model = copy.deepcopy(self.model).to(device)
+        except (RuntimeError, AssertionError) as exc:
+            raise NicodecError(f"cannot use device {device}: {exc}") from None
+        moved = Codec(model, self.metadata)
+        moved.version = self.version
+        return moved
+
+    @property
     def levels(self) -> int:
         return self.model.config.levels
 
@@ -73,6 +93,8 @@ class Codec:
 
     def _check_quality(self, quality: float | None) -> float:
         q = self.default_quality if quality is None else quality
+        if isinstance(q, (bool, np.bool_, str, bytes)):  # float() takes them: True would be quality 1
+            raise NicodecError(f"quality must be a number, got {quality!r}")
         try:
             q = float(np.float32(q))  # the file stores float32: code with exactly that value
         except (TypeError, ValueError):
@@ -86,7 +108,7 @@ class Codec:
         return (-(-h // s) * s, -(-w // s) * s)
 
     def compress(self, image, quality: float | None = None, refine: int = 0, max_bytes: int | None = None,
-                 progress: bool = False) -> bytes:
+                 progress: bool = False, fast: bool = False) -> bytes:
         """Compress a PIL image, (H, W[, C]) uint8 array or (C, H, W) tensor to ``.nic`` bytes.
 
         A PIL image is coded upright (its EXIF orientation applied) and keeps its ICC profile
@@ -96,15 +118,17 @@ class Codec:
         encoding (each step costs about two decodes), a lower rate–distortion cost; the file
         decodes as any other. ``max_bytes`` (instead of ``quality``): the highest quality whose
         file fits in that many bytes (:mod:`nicodec.rate_control`); with ``refine``, the refined
-        file where it fits too. ``progress``: a progress bar on stderr while refining.
+        file where it fits too. ``progress``: a progress bar on stderr while refining. ``fast``:
+        the analysis transform in bfloat16 where the CPU (AMX, AVX-512 BF16) or GPU has it — faster,
+        slightly different latents (docs/benchmarks.md); the file decodes as any other.
         """
-        return self._encode(image, quality, False, refine, max_bytes, progress)[0]
+        return self._encode(image, quality, False, refine, max_bytes, progress, fast)[0]
 
     def encode(self, image, quality: float | None = None, refine: int = 0, max_bytes: int | None = None,
-               progress: bool = False) -> tuple[bytes, Coded]:
+               progress: bool = False, fast: bool = False) -> tuple[bytes, Coded]:
         """Like :meth:`compress`, also returning the encoder's latents and reconstruction (which
         costs a run of the synthesis transform: :meth:`compress` skips it)."""
-        return self._encode(image, quality, True, refine, max_bytes, progress)
+        return self._encode(image, quality, True, refine, max_bytes, progress, fast)
 
     def _refinement_lambda(self, quality: float) -> tuple[float, str]:
         lambdas = self.metadata.get("lambdas")
@@ -123,7 +147,7 @@ class Codec:
         return steps
 
     def _encode(self, image, quality: float | None, reconstruct: bool, refine: int = 0,
-                max_bytes: int | None = None, progress: bool = False) -> tuple[bytes, Coded]:
+                max_bytes: int | None = None, progress: bool = False, fast: bool = False) -> tuple[bytes, Coded]:
         steps = self._check_refine(refine)
         budget = self._check_budget(max_bytes, quality)
         planes = to_planes(image)
@@ -133,9 +157,9 @@ class Codec:
             raise NicodecError(f"image is {w}×{h}; the largest side a .nic file holds is {container.MAX_SIDE}")
         ph, pw = self._padded(h, w)
         rgb = np.pad(planes.rgb, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")  # in uint8: one float copy below
-        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255)  # (1, 3, H, W), channels-last strides
+        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device).float().div_(255)  # (1, 3, H, W), channels-last strides
         alpha = b"" if planes.alpha is None else zlib.compress(planes.alpha.tobytes(), 9)
-        y = self.model.analyze(x)
+        y = self.model.analyze(x, fast=fast)
 
         version = self.version
         exact = version not in container.LEGACY_VERSIONS
@@ -178,13 +202,17 @@ class Codec:
             raise NicodecError(f"max_bytes must be a whole number of bytes > 0, got {max_bytes!r}")
         return budget
 
-    def decompress(self, data: bytes) -> Image.Image:
-        """Decode ``.nic`` bytes made by this codec's model to a PIL image."""
-        return self.decode(data).image
+    def decompress(self, data: bytes, max_pixels: int | None = limits.MAX_PIXELS, fast: bool = False) -> Image.Image:
+        """Decode ``.nic`` bytes made by this codec's model to a PIL image. A file declaring more
+        than ``max_pixels`` pixels is refused before anything is allocated (None: no limit).
+        ``fast``: the synthesis in bfloat16 where the CPU (AMX, AVX-512 BF16) or GPU has it — faster,
+        pixels within a few levels of the float32 reference (docs/benchmarks.md); else float32."""
+        return self.decode(data, max_pixels, fast).image
 
-    def decode(self, data: bytes) -> Decoded:
+    def decode(self, data: bytes, max_pixels: int | None = limits.MAX_PIXELS, fast: bool = False) -> Decoded:
         """Like :meth:`decompress`, also returning the decoder's latents and reconstruction."""
         nic = container.unpack(data)
+        limits.check_decodable(nic, max_pixels)
         self._check_origin(nic)
         if not 1 <= nic.quality <= self.levels:
             raise CorruptFileError("corrupt .nic file (quality outside the model's range)")
@@ -193,7 +221,8 @@ class Codec:
             raise NicodecError(f"these {self.name} weights have no integer hyper-synthesis, which .nic version "
                                f"{nic.version} files need: pass the weights the file was made with")
         try:
-            coded = self.model.decompress(nic.streams[:-1], self._padded(nic.height, nic.width), nic.quality, exact=exact)
+            coded = self.model.decompress(nic.streams[:-1], self._padded(nic.height, nic.width), nic.quality, exact=exact,
+                                          fast=fast)
         except NicodecError:
             raise
         except Exception as exc:  # constriction or shape errors on a damaged stream
@@ -247,5 +276,5 @@ def default_quality(metadata: dict, levels: int) -> float:
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
     """(3, H, W) in [0, 1] → (H, W, 3) uint8, rounding to nearest."""
-    return torch.round(x.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return torch.round(x.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 

@@ -22,6 +22,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from .errors import CorruptFileError
+from .limits import file_bytes
 
 MAGIC = b"\x89NIC"
 VERSION = 1  # float64 coding path, without metadata
@@ -32,6 +33,7 @@ LEGACY_VERSIONS = (VERSION, VERSION_METADATA)  # decoded with the float64 coding
 MAX_SIDE = 1 << 15  # refuse absurd sizes before allocating anything
 MAX_STREAMS = 16
 MAX_METADATA = 1 << 24  # bytes of metadata chunks after inflating (ICC profiles are KBs)
+MAX_METADATA_CHUNKS = 64  # distinct tags in one file: 16 MB of empty records would take seconds to read
 ICC = "ICC "  # metadata tag: the image's ICC colour profile, as in the source file
 
 # (field, struct code) in file order. The one declaration of the header.
@@ -91,6 +93,7 @@ def pack(f: NicFile) -> bytes:
 
 def unpack(data: bytes) -> NicFile:
     """Parse and validate; raises CorruptFileError with a one-line reason on anything wrong."""
+    data = file_bytes(data)  # bytes, bytearray or memoryview; anything else: NicodecError naming its type
     if len(data) == 0:
         raise CorruptFileError("empty file")
     if data[: len(MAGIC)] != MAGIC[: min(len(data), len(MAGIC))] or len(data) < len(MAGIC):
@@ -103,7 +106,7 @@ def unpack(data: bytes) -> NicFile:
             f"unsupported .nic format version {fields['version']} (this nicodec reads versions "
             f"{', '.join(map(str, VERSIONS[:-1]))} and {VERSIONS[-1]}; a newer nicodec may read it)")
     n = fields["n_streams"]
-    if n > MAX_STREAMS:
+    if not (2 if fields["version"] == VERSION else 3) <= n <= MAX_STREAMS:  # model stream(s), alpha (, metadata)
         raise CorruptFileError("corrupt .nic file (bad stream count)")
     lengths_end = _HEADER.size + 4 * n
     if len(data) < lengths_end + 4:
@@ -130,13 +133,9 @@ def unpack(data: bytes) -> NicFile:
         offset += length
     metadata = {}
     if fields["version"] in (VERSION_METADATA, VERSION_EXACT):
-        if n < 2:
-            raise CorruptFileError("corrupt .nic file (bad stream count)")
         last = streams.pop()
         if last or fields["version"] == VERSION_METADATA:
             metadata = _unpack_metadata(last)
-    elif n < 1:
-        raise CorruptFileError("corrupt .nic file (bad stream count)")
     return NicFile(
         model=model, weights_id=fields["weights_id"], quality=fields["quality"], width=fields["width"],
         height=fields["height"], mode=fields["mode"], param_crc=fields["param_crc"], streams=streams,
@@ -171,6 +170,8 @@ def _unpack_metadata(stream: bytes) -> dict[str, bytes]:
         if offset + 8 > len(raw):
             raise CorruptFileError("corrupt .nic file (metadata)")
         tag, length = struct.unpack_from("<4sI", raw, offset)
+        if len(chunks) == MAX_METADATA_CHUNKS or tag.decode("latin-1") in chunks:  # a writer writes each tag once
+            raise CorruptFileError("corrupt .nic file (metadata)")
         value = raw[offset + 8 : offset + 8 + length]
         if len(value) != length or not tag.isascii():
             raise CorruptFileError("corrupt .nic file (metadata)")

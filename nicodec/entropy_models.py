@@ -18,6 +18,7 @@ Two ways of building tables, chosen by the file's container version (docs/format
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -88,6 +89,7 @@ class EntropyBottleneck(EntropyModel):
                 self.factors.append(nn.Parameter(torch.zeros(channels, dims[i + 1], 1)))
         # (C, 2): the TAIL_MASS/2 and 1 − TAIL_MASS/2 quantiles of each channel's density.
         self.register_buffer("quantiles", torch.zeros(channels, 2, dtype=torch.float64))
+        self._table_cache: dict[bytes, CodingTables] = {}  # exact tables by (parameters, gains) digest
 
     def _logits_cdf(self, x: Tensor) -> Tensor:
         """Logit of F at x, for x of shape (C, 1, N); monotonic in x by construction."""
@@ -156,7 +158,19 @@ class EntropyBottleneck(EntropyModel):
         return index, CodingTables(pmfs, first.numpy().astype(np.int64))
 
     def _exact_tables(self, gains: np.ndarray) -> CodingTables:
-        """The tables of :meth:`coding_tables` built with :mod:`nicodec.exact` (container version 3)."""
+        """The tables of :meth:`coding_tables` built with :mod:`nicodec.exact` (container version 3),
+        cached by a digest of everything they depend on (a model that trains on gets new ones)."""
+        digest = hashlib.sha256(gains.tobytes())
+        for tensor in (self.quantiles, *self.matrices, *self.biases, *self.factors):
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+        key = digest.digest()
+        if key not in self._table_cache:
+            if len(self._table_cache) >= 16:
+                self._table_cache.clear()
+            self._table_cache[key] = self._build_exact_tables(gains)
+        return self._table_cache[key]
+
+    def _build_exact_tables(self, gains: np.ndarray) -> CodingTables:
         quantiles = self.quantiles.detach().cpu().numpy()
         first = np.floor(quantiles[:, 0] * gains)
         last = np.ceil(quantiles[:, 1] * gains)

@@ -8,11 +8,17 @@ Photos are coded as they are meant to be seen: an EXIF orientation is applied to
 decoded image carries no EXIF to rotate it later), and an ICC colour profile travels with the file
 unless it is sRGB, which every viewer assumes anyway (a 3 KB sRGB profile would cost more than
 the latents of a small image).
+
+Nothing is lost silently. Pillow opens a 16-bit RGB(A) PNG, TIFF or PPM as 8-bit "RGB"/"RGBA",
+so the sample depth is read from the file itself before Pillow reduces it (:func:`sample_bits`),
+and images deeper than 8 bits are refused, as are files of several frames (animations, pages;
+:func:`frame_count`) unless the first frame is asked for.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -27,6 +33,11 @@ from .errors import CorruptFileError, NicodecError
 MODES = ("L", "LA", "RGB", "RGBA")  # what a .nic file can restore; index = code in the header
 _ORIENTATION = 0x0112  # EXIF tag
 _PROFILE_SPACE = {"L": "GRAY", "LA": "GRAY", "RGB": "RGB", "RGBA": "RGB"}  # ICC colour space a mode takes
+_DEEP_MODES = {"I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32}
+# Pillow raw modes of more than 8 bits per sample: "RGB;16B" (16-bit RGB PNG), "RGBA;16L" (TIFF),
+# "LA;16B", "I;16B", "F;32BF"... but not "BGR;16" / "RGB;16" (5-6-5 bits per pixel, in BMP)
+_DEEP_RAWMODE = re.compile(r";(16|32|64)[BLN]|^(L|I|F);(16|32|64)")
+_AUXILIARY_FRAMES = {"MPO", "PSD"}  # their extra frames are not images of their own: previews, depth maps, layers
 
 
 @dataclass
@@ -40,14 +51,16 @@ class Planes:
     icc: bytes | None = None
 
 
-def open_image(source: str | Path | io.BytesIO, name: str | None = None) -> Image.Image:
+def open_image(source: str | Path | io.BytesIO, name: str | None = None, first_frame: bool = False) -> Image.Image:
     """Open an image file (or an in-memory one, called ``name`` in errors), with a one-line error
-    for anything Pillow cannot read."""
+    for anything Pillow cannot read, or that would lose data (:func:`check_source`). A file of
+    several frames is refused unless ``first_frame``: then its first frame is returned."""
     label = name or source
     try:
         with Image.open(source) as image:
+            check_source(image, str(label), first_frame)
             image.load()
-            return image
+            return image.copy() if frame_count(image) > 1 else image  # a copy holds the first frame only
     except FileNotFoundError:
         raise NicodecError(f"no such file: {label}") from None
     except IsADirectoryError:
@@ -58,8 +71,63 @@ def open_image(source: str | Path | io.BytesIO, name: str | None = None) -> Imag
         raise NicodecError(f"{label}: {exc}") from None
 
 
+def check_source(image: Image.Image, label: str = "image", first_frame: bool = False) -> None:
+    """Refuse a PIL image whose coding would lose data silently: samples deeper than 8 bits
+    (seen from the file before Pillow reduces them, see :func:`sample_bits`), or several frames
+    (unless ``first_frame``: the caller codes frame 0)."""
+    bits = sample_bits(image)
+    if bits > 8:
+        raise NicodecError(
+            f"{label} has {bits}-bit samples; nicodec codes 8-bit images and does not reduce them silently: "
+            f"convert it to 8 bits first (e.g. magick IN -depth 8 OUT.png)")
+    frames = frame_count(image)
+    if frames > 1 and not first_frame:
+        raise NicodecError(
+            f"{label} has {frames} frames (an animation or pages) and a .nic file holds one image: "
+            f"pass --first-frame to code the first (API: image.copy() of the frame you want)")
+
+
+def sample_bits(image: Image.Image) -> int:
+    """Bits per sample of the image as its file stores them (8 when it says nothing more).
+
+    Pillow opens a 16-bit RGB or RGBA PNG (TIFF, PPM, ...) in the 8-bit modes "RGB"/"RGBA" and
+    reduces the samples on loading, so the mode alone does not tell: the raw modes of the tiles
+    still to be decoded do ("RGB;16B"), as do a PPM's maximum value and TIFF's BitsPerSample.
+    Once an image is loaded (or made in memory) its mode is all there is, and 8-bit modes are 8 bits.
+    """
+    stored = 8  # what the tiles still to be decoded say
+    for tile in getattr(image, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        rawmode = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args and isinstance(args[0], str) else ""
+        deep = _DEEP_RAWMODE.search(rawmode)
+        if deep:
+            stored = max(stored, int(deep.group(1) or deep.group(3)))
+        if tile[0] == "ppm" and isinstance(args, tuple) and len(args) > 1 and isinstance(args[1], int) and args[1] > 255:
+            stored = max(stored, 16)  # PPM/PGM with a maximum value above 255: two bytes per sample
+    bits = stored if stored > 8 else _DEEP_MODES.get(image.mode, 8)
+    tags = getattr(image, "tag_v2", None)
+    depth = tags.get(258) if tags is not None else None  # TIFF BitsPerSample
+    for d in depth if isinstance(depth, tuple) else (depth,):
+        if isinstance(d, int) and d > bits:
+            bits = d
+    return bits
+
+
+def frame_count(image: Image.Image) -> int:
+    """Frames of an image that are images of their own (animation frames, pages); MPO previews
+    and depth maps and PSD layers are not, and count as one."""
+    if image.format in _AUXILIARY_FRAMES:
+        return 1
+    try:
+        frames = int(getattr(image, "n_frames", 1))
+    except (TypeError, ValueError, OSError, EOFError, SyntaxError):  # a damaged file cannot always count them
+        return 1
+    return max(frames, 1)
+
+
 def to_planes(image: Image.Image | np.ndarray | torch.Tensor) -> Planes:
-    """Normalise any supported input to 8-bit planes; raises NicodecError for unsupported ones."""
+    """Normalise any supported input to 8-bit planes; raises NicodecError for unsupported ones
+    (and for PIL images that would lose data, :func:`check_source`)."""
     if isinstance(image, Image.Image):
         return _from_pil(image)
     if isinstance(image, torch.Tensor):
@@ -70,12 +138,11 @@ def to_planes(image: Image.Image | np.ndarray | torch.Tensor) -> Planes:
 
 
 def _from_pil(image: Image.Image) -> Planes:
+    check_source(image)
     icc = image.info.get("icc_profile") or None
     if orientation(image) != 1:
         image = ImageOps.exif_transpose(image)
     mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        raise NicodecError(f"{mode} images (16-bit / 32-bit) are not supported: convert to 8-bit first")
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info or image.palette.mode == "RGBA" else "RGB")
     elif mode == "PA":

@@ -85,6 +85,22 @@ def _weight_shape(layer: Layer) -> tuple[int, int, int, int]:
     return (layer.out_channels, layer.in_channels, k, k)
 
 
+@dataclass
+class _Step:
+    """One layer's numbers on a device (IntegerNetwork._prepared)."""
+
+    layer: Layer
+    dtype: torch.dtype  # of the convolution: float32 where exact, else float64
+    weight: Tensor
+    bias: Tensor  # (1, C, 1, 1) float64
+    output_scale: Tensor | None = None  # last layer only
+    mult_pos: Tensor | None = None
+    mult_neg: Tensor | None = None
+    down: Tensor | None = None  # 2**−shift
+    lo: float = 0.0
+    hi: float = 0.0
+
+
 class IntegerNetwork(nn.Module):
     """The integer copy of a float network (see the module docstring); all its numbers are buffers.
 
@@ -97,6 +113,8 @@ class IntegerNetwork(nn.Module):
     def __init__(self, layers: list[Layer]):
         super().__init__()
         self.layers = list(layers)
+        self._cache_key: tuple | None = None
+        self._cache: list[_Step] = []
         first = layers[0]
         self.register_buffer("input_scale", torch.ones(first.in_channels, dtype=torch.float64))
         self.register_buffer("input_limit", torch.zeros((), dtype=torch.int64))
@@ -131,42 +149,54 @@ class IntegerNetwork(nn.Module):
 
     def forward_integers(self, a: Tensor) -> Tensor:
         """The network on integer-valued float64 input a → real-valued float64 output."""
-        a = a.to(torch.float64).contiguous()
-        last = len(self.layers) - 1
-        limit = float(self.input_limit)
-        for i, layer in enumerate(self.layers):
-            acc = self._accumulate(i, layer, a, limit)
-            if i == last:
-                return _final_activation(acc * getattr(self, f"output_scale{i}").reshape(1, -1, 1, 1), layer.activation)
-            pos = getattr(self, f"mult_pos{i}").to(acc.device, torch.float64).reshape(1, -1, 1, 1)
-            neg = getattr(self, f"mult_neg{i}").to(acc.device, torch.float64).reshape(1, -1, 1, 1)
-            down = _inverse_power_of_two(getattr(self, f"shift{i}")).to(acc.device).reshape(1, -1, 1, 1)
-            lo, hi = (float(v) for v in getattr(self, f"limits{i}"))
-            a = torch.clamp(torch.round(acc * torch.where(acc >= 0, pos, neg) * down), lo, hi)
-            limit = max(abs(lo), abs(hi))
+        a = a.to(torch.float64)
+        for step in self._prepared(a.device):
+            x = a.to(step.dtype)
+            if step.layer.transposed:
+                out = F.conv_transpose2d(x, step.weight, None, step.layer.stride, step.layer.padding, step.layer.output_padding)
+            else:
+                out = F.conv2d(x, step.weight, None, step.layer.stride, step.layer.padding)
+            out = out.to(torch.float64)
+            if step.dtype == torch.float64:
+                # exact already for a direct summation; rint absorbs the < 0.5 error of any other
+                # algorithm a library may pick in float64 (FFT, Winograd)
+                out = torch.round(out)
+            acc = out + step.bias  # Σ w·a + b, an exact integer
+            if step.output_scale is not None:
+                return _final_activation(acc * step.output_scale, step.layer.activation)
+            a = torch.clamp(torch.round(acc * torch.where(acc >= 0, step.mult_pos, step.mult_neg) * step.down), step.lo, step.hi)
         raise AssertionError("unreachable")
 
-    def _accumulate(self, i: int, layer: Layer, a: Tensor, limit: float) -> Tensor:
-        """Σ w·a + b for layer i, exactly (integer values in float64)."""
-        weight = getattr(self, f"weight{i}")
-        bias = getattr(self, f"bias{i}").to(torch.float64)
-        bound = float(weight.to(torch.float64).abs().sum(dim=(0 if layer.transposed else 1, 2, 3)).max()) * limit
-        dtype = torch.float32 if a.device.type == "cpu" and bound < _FLOAT32_EXACT and _cpu_float32_is_ieee() else torch.float64
-        w = weight.to(device=a.device, dtype=dtype)
-        x = a.to(dtype)
-        if layer.transposed:
-            out = F.conv_transpose2d(x, w, None, layer.stride, layer.padding, layer.output_padding)
-        else:
-            out = F.conv2d(x, w, None, layer.stride, layer.padding)
-        return out.to(torch.float64) + bias.to(a.device).reshape(1, -1, 1, 1)
+    def _prepared(self, device: torch.device) -> list[_Step]:
+        """Each layer's numbers, ready to compute with on ``device`` (cached until a buffer changes)."""
+        key = (str(device), _cpu_float32_is_ieee(), tuple(b._version for b in self.buffers()), tuple(b.data_ptr() for b in self.buffers()))
+        if self._cache_key != key:
+            steps, limit = [], float(self.input_limit)
+            for i, (layer, bound) in enumerate(zip(self.layers, self.bounds(include_bias=False))):
+                dtype = torch.float32 if device.type == "cpu" and bound < _FLOAT32_EXACT and key[1] else torch.float64
+                column = lambda t: t.to(device, torch.float64).reshape(1, -1, 1, 1)  # noqa: E731
+                weight = getattr(self, f"weight{i}").to(device=device, dtype=dtype)
+                if i == len(self.layers) - 1:
+                    steps.append(_Step(layer, dtype, weight, column(getattr(self, f"bias{i}")),
+                                       output_scale=column(getattr(self, f"output_scale{i}"))))
+                    continue
+                lo, hi = (float(v) for v in getattr(self, f"limits{i}"))
+                steps.append(_Step(layer, dtype, weight, column(getattr(self, f"bias{i}")),
+                                   mult_pos=column(getattr(self, f"mult_pos{i}")), mult_neg=column(getattr(self, f"mult_neg{i}")),
+                                   down=column(_inverse_power_of_two(getattr(self, f"shift{i}"))), lo=lo, hi=hi))
+            self._cache_key, self._cache = key, steps
+        return self._cache
 
-    def bounds(self) -> list[float]:
-        """The largest |accumulator| each layer can reach for any input: Σ|w|·max|a| + |b|."""
+    def bounds(self, include_bias: bool = True) -> list[float]:
+        """The largest |accumulator| each layer can reach for any input: Σ|w|·max|a| + |b|
+        (without |b|: the largest partial sum of the convolution itself)."""
         out, limit = [], float(self.input_limit)
         for i, layer in enumerate(self.layers):
             w = getattr(self, f"weight{i}").to(torch.float64).abs()
             per_channel = w.sum(dim=(0 if layer.transposed else 1, 2, 3)) * limit
-            out.append(float((per_channel + getattr(self, f"bias{i}").abs().to(torch.float64)).max()))
+            if include_bias:
+                per_channel = per_channel + getattr(self, f"bias{i}").abs().to(torch.float64)
+            out.append(float(per_channel.max()))
             if i < len(self.layers) - 1:
                 limit = float(getattr(self, f"limits{i}").abs().max())
         return out

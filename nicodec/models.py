@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import ClassVar
@@ -75,6 +76,23 @@ TILE = 1024
 HALOS = {"g_a": 32, "h_a": 8, "g_s": 2, "h_s": 2}
 
 
+@functools.lru_cache(maxsize=4)
+def fast_synthesis(device: torch.device) -> bool:
+    """Whether bfloat16 convolutions pay on ``device`` (for ``fast`` analysis and synthesis): CUDA
+    GPUs, and CPUs with AMX or AVX-512 BF16 (oneDNN's fast bf16 kernels); elsewhere bf16 would be
+    emulated, slower than float32."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def exact_coding(coder) -> bool:
     """Whether ``coder`` codes with the deterministic path of container version 3 (exact gains,
     integer hyper-synthesis, exact tables) rather than with the float modules."""
@@ -121,15 +139,25 @@ class CompressionModel(nn.Module):
         return tiled(getattr(self, name), x, scale, TILE // stride, HALOS[name])
 
     @torch.no_grad()
-    def analyze(self, x: Tensor) -> Tensor:
-        """y = g_a(x) as coding computes it (channels-last, tiled): the same for every quality."""
+    def analyze(self, x: Tensor, fast: bool = False) -> Tensor:
+        """y = g_a(x) as coding computes it (channels-last, tiled): the same for every quality.
+        ``fast``: in bfloat16 where the hardware has it (:func:`fast_synthesis`), float32 out."""
+        if fast and fast_synthesis(x.device):
+            with torch.autocast(x.device.type, dtype=torch.bfloat16):
+                return self._analyze(_nhwc(x)).float()
         return self._analyze(_nhwc(x))
 
     def _analyze(self, x: Tensor) -> Tensor:
         return self._transform("g_a", x, Fraction(1, 16), 1)
 
-    def _synthesize(self, y_hat: Tensor, q: Tensor) -> Tensor:
-        return self._transform("g_s", y_hat * self.y_inverse_gain(q), 16, 16)
+    def _synthesize(self, y_hat: Tensor, q: Tensor, fast: bool = False) -> Tensor:
+        """x̂ = g_s(ŷ / gain). ``fast``: in bfloat16 where the hardware has it (:func:`fast_synthesis`),
+        float32 out; else float32 throughout (the reference)."""
+        y = y_hat * self.y_inverse_gain(q)
+        if fast and fast_synthesis(y.device):
+            with torch.autocast(y.device.type, dtype=torch.bfloat16):
+                return self._transform("g_s", y, 16, 16).float()
+        return self._transform("g_s", y, 16, 16)
 
     def _latent_size(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
         b, _, h, w = x_shape
@@ -172,21 +200,25 @@ class CompressionModel(nn.Module):
         """
         q = self._quality(quality, 1)
         coder = EncodingCoder(exact=exact)
-        overriding = OverridingCoder(coder, {k: v.detach().double() for k, v in (latents or {}).items()})
-        y = (self.analyze(x) if y is None else y).contiguous().double()
-        y_hat = self._coder_model(exact).code(overriding, q.double(), y, self._latent_size(x.shape)).float()
+        coding = self._coder_model(exact)  # legacy: a float64 copy on the CPU
+        device = coding.y_gain.log_gain.device
+        overriding = OverridingCoder(coder, {k: v.detach().to(device).double() for k, v in (latents or {}).items()})
+        y = (self.analyze(x) if y is None else y).contiguous().to(device).double()
+        y_hat = coding.code(overriding, q.double(), y, self._latent_size(x.shape)).to(x.device).float()
         x_hat = self._synthesize(_nhwc(y_hat), q).contiguous().clamp(0, 1) if reconstruct else None
         return Coded(coder.streams, coder.latents, x_hat, coder.param_crc)
 
     @torch.no_grad()
-    def decompress(self, streams: list[bytes], size: tuple[int, int], quality: float, exact: bool = True) -> Coded:
+    def decompress(self, streams: list[bytes], size: tuple[int, int], quality: float, exact: bool = True,
+                   fast: bool = False) -> Coded:
         """Rebuild (1, 3, H, W) from the streams; ``size`` is the padded (H, W); ``exact`` as in
-        :meth:`compress`."""
+        :meth:`compress`; ``fast``: the synthesis in bfloat16 where the hardware has it."""
         q = self._quality(quality, 1)
         coder = DecodingCoder(streams, exact=exact)
-        y_hat = self._coder_model(exact).code(coder, q.double(), None, self._latent_size((1, 3, *size))).float()
+        device = self.y_gain.log_gain.device
+        y_hat = self._coder_model(exact).code(coder, q.double(), None, self._latent_size((1, 3, *size))).to(device).float()
         coder.finish()
-        x_hat = self._synthesize(_nhwc(y_hat), q).contiguous().clamp(0, 1)
+        x_hat = self._synthesize(_nhwc(y_hat), q, fast).contiguous().clamp(0, 1)
         return Coded(list(streams), coder.latents, x_hat, coder.param_crc)
 
     def _coder_model(self, exact: bool) -> CompressionModel:
@@ -211,7 +243,7 @@ class CompressionModel(nn.Module):
             coding = copy.deepcopy(self)
         finally:
             self._modules = modules
-        return coding.double()
+        return coding.cpu().double()  # on the CPU, as nicodec 0.1 computed it
 
     @torch.no_grad()
     def update(self) -> None:

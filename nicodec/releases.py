@@ -47,19 +47,24 @@ class Snapshot:
     date: str
 
 
-@lru_cache(maxsize=1)
 def _registry() -> tuple[tuple[Release, ...], tuple[Snapshot, ...]]:
+    return _read(REGISTRY)
+
+
+@lru_cache(maxsize=4)
+def _read(registry: Path) -> tuple[tuple[Release, ...], tuple[Snapshot, ...]]:
+    """The registry file's releases (their files beside it) and snapshots."""
     try:
-        raw = json.loads(REGISTRY.read_text())
+        raw = json.loads(registry.read_text())
     except FileNotFoundError:
         return (), ()
     if raw.get("format") != FORMAT:
-        raise NicodecError(f"{REGISTRY}: unknown registry format {raw.get('format')!r}")
+        raise NicodecError(f"{registry}: unknown registry format {raw.get('format')!r}")
     releases = []
     for entry in raw["releases"]:
         for architecture, model in entry["models"].items():
             releases.append(Release(
-                int(entry["release"]), architecture, WEIGHTS_DIR / model["file"], model["weights_id"],
+                int(entry["release"]), architecture, registry.parent / model["file"], model["weights_id"],
                 model["sha256"], entry["date"], entry.get("note", ""),
             ))
     snapshots = [Snapshot(s["architecture"], s["weights_id"], s["commit"], s["date"]) for s in raw.get("not_packaged", [])]

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from .errors import NicodecError
 from .models import CompressionModel, ModelConfig, build_model
+from .weights_check import check_metadata, check_tensors, check_values
 
 FORMAT = "nicodec-weights-1"
 
@@ -88,16 +89,15 @@ def _identical(tensors: dict[str, torch.Tensor], path: Path, lender: Path) -> di
     return same
 
 
-def _borrowed_tensors(path: Path, borrowed: dict | list) -> dict[str, torch.Tensor]:
-    """The tensors ``path`` borrows, read from its lenders and checked against the recorded digests."""
-    if isinstance(borrowed, list):
-        if not borrowed or len(borrowed) > 8:
-            raise NicodecError(f"{path}: damaged metadata (what it borrows is not recorded)")
-        out: dict[str, torch.Tensor] = {}
-        for record in borrowed:
-            out.update(_borrowed_from_one(path, record))
-        return out
-    return _borrowed_from_one(path, borrowed)
+def borrowing_records(path: Path, borrowed) -> list[dict]:
+    """The borrowing records of a file's metadata (one record, or a list for several lenders), each
+    checked to be well formed: NicodecError (damaged metadata) otherwise."""
+    records = borrowed if isinstance(borrowed, list) else [borrowed]
+    if not records or len(records) > 8 or not all(
+            isinstance(r, dict) and isinstance(r.get("from"), str) and isinstance(r.get("digest"), str)
+            and isinstance(r.get("tensors"), list) and all(isinstance(t, str) for t in r["tensors"]) for r in records):
+        raise NicodecError(f"{path}: damaged metadata (what it borrows is not recorded)")
+    return records
 
 
 def lender_names(borrowed: dict | list | None) -> list[str]:
@@ -106,33 +106,45 @@ def lender_names(borrowed: dict | list | None) -> list[str]:
     return [str(r.get("from")) for r in records if isinstance(r, dict)]
 
 
-def _borrowed_from_one(path: Path, borrowed: dict) -> dict[str, torch.Tensor]:
-    """The tensors ``path`` borrows from one lender, checked against the recorded digest."""
-    if not isinstance(borrowed, dict):
-        raise NicodecError(f"{path}: damaged metadata (what it borrows is not recorded)")
-    try:
-        lender, names, digest = path.parent / borrowed["from"], list(borrowed["tensors"]), str(borrowed["digest"])
-    except (KeyError, TypeError):
-        raise NicodecError(f"{path}: damaged metadata (what it borrows is not recorded)") from None
-    if lender.name != str(borrowed["from"]):  # a file name beside it, never a path elsewhere
-        raise NicodecError(f"{path}: damaged metadata (its lender {borrowed['from']!r} is not a file name)")
+def _lender(path: Path, record: dict) -> Path:
+    """The file one borrowing record of ``path`` names: a file beside it."""
+    lender, names = path.parent / record["from"], record["tensors"]
+    if lender.name != str(record["from"]):  # a file name beside it, never a path elsewhere
+        raise NicodecError(f"{path}: damaged metadata (its lender {record['from']!r} is not a file name)")
     if not lender.is_file():
         raise NicodecError(f"{path} takes {len(names)} tensors (its transforms) from {lender.name}, which is not "
                            f"beside it: keep the two files together")
-    try:
-        with safe_open(str(lender), framework="pt") as f:
-            tensors = {k: f.get_tensor(k) for k in names}
-    except (SafetensorError, OSError, ValueError, KeyError):
-        tensors = None
-    if tensors is None or _tensors_sha256(tensors).hexdigest() != digest:
-        raise NicodecError(f"{path} takes tensors from {lender.name}, which has changed since it was written: "
-                           f"rebuild {path.name} from the new {lender.name}")
-    return tensors
+    return lender
+
+
+def lenders(path: Path, borrowed) -> list[tuple[Path, list[str]]]:
+    """(lender file, tensor names it lends) for each lender a file's metadata names."""
+    return [(_lender(path, r), r["tensors"]) for r in borrowing_records(path, borrowed)]
+
+
+def _borrowed_tensors(path: Path, borrowed) -> dict[str, torch.Tensor]:
+    """The tensors ``path`` borrows, read from its lenders and checked against the recorded digests."""
+    out: dict[str, torch.Tensor] = {}
+    for record in borrowing_records(path, borrowed):
+        lender = _lender(path, record)
+        try:
+            with safe_open(str(lender), framework="pt") as f:
+                tensors = {k: f.get_tensor(k) for k in record["tensors"]}
+        except (SafetensorError, OSError, ValueError, KeyError):
+            tensors = None
+        if tensors is None or _tensors_sha256(tensors).hexdigest() != record["digest"]:
+            raise NicodecError(f"{path} takes tensors from {lender.name}, which has changed since it was written: "
+                               f"rebuild {path.name} from the new {lender.name}")
+        out.update(tensors)
+    return out
 
 
 def read_metadata(path: str | Path) -> dict:
-    """The JSON metadata of a weights file; NicodecError if it is not one of ours."""
+    """The JSON metadata of a weights file, checked (``weights_check.check_metadata``): a model
+    can be built from it. NicodecError, one line, if it is not one of ours or is damaged."""
     path = Path(path)
+    if path.is_dir():
+        raise NicodecError(f"{path} is a folder, not a weights file")
     if not path.is_file():
         raise NicodecError(f"weights file not found: {path}")
     try:
@@ -142,10 +154,15 @@ def read_metadata(path: str | Path) -> dict:
         raise NicodecError(f"{path} is not a safetensors weights file ({exc})") from None
     if raw is None:
         raise NicodecError(f"{path} has no nicodec metadata (not a nicodec weights file)")
-    meta = json.loads(raw)
+    try:
+        meta = json.loads(raw)
+    except ValueError:  # JSONDecodeError, or numbers too long to convert
+        raise NicodecError(f"{path}: damaged metadata (not JSON)") from None
+    if not isinstance(meta, dict):
+        raise NicodecError(f"{path}: damaged metadata (not a JSON object)")
     if meta.get("format") != FORMAT:
         raise NicodecError(f"{path}: unsupported weights format {meta.get('format')!r}")
-    return meta
+    return check_metadata(meta, path)
 
 
 def stored_in_half(path: str | Path) -> bool:
@@ -170,18 +187,34 @@ def stored_bytes(path: str | Path) -> tuple[int, int, str | None]:
 
 
 def load_weights(path: str | Path) -> tuple[CompressionModel, dict]:
-    """Rebuild the model described by the file's metadata and load its tensors (as fp32)."""
+    """Rebuild the model described by the file's metadata and load its tensors (as fp32).
+
+    Metadata and tensor shapes are checked before anything is built (``weights_check``), so a
+    damaged or hostile file is a one-line NicodecError, and what loading allocates is bounded
+    by the bytes of the file and its lenders."""
+    path = Path(path)
     meta = read_metadata(path)
+    check_tensors(path, meta, lenders(path, meta["borrowed"]) if "borrowed" in meta else [])
     model = build_model(meta["architecture"], ModelConfig(**meta["config"]))
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise NicodecError(f"{path}: cannot read its tensors ({exc})") from None
     if "borrowed" in meta:
-        state.update(_borrowed_tensors(Path(path), meta["borrowed"]))
+        state.update(_borrowed_tensors(path, meta["borrowed"]))
+    check_values(path, state)
     reference = model.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise NicodecError(f"{path}: weights do not match their declared architecture ({str(exc).splitlines()[0]})") from None
+    integer = getattr(model, "h_s_int", None)
+    if integer is not None:
+        try:
+            integer.check()  # numbers that could overflow the exact arithmetic: damaged weights
+        except ValueError as exc:
+            raise NicodecError(f"{path}: {exc}") from None
     return model, meta
 
 

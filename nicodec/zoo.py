@@ -7,15 +7,15 @@ so :func:`decompress` finds its model alone, whichever release made it.
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
-from . import container, releases
+from . import container, limits, releases
 from .codec import Codec
 from .errors import NicodecError
 from .models import ARCHITECTURES, ModelConfig, build_model
@@ -32,9 +32,31 @@ def shipped_weights() -> dict[str, Path]:
     return {name: r.path for name, r in found.items() if r is not None}
 
 
-def load(name: str = DEFAULT_MODEL) -> Codec:
+def load(name: str = DEFAULT_MODEL, device: str | None = None) -> Codec:
     """A codec from released weights (``"meanscale"``: the newest release; ``"meanscale-r1"``: as in
-    release 1) or from a weights file path."""
+    release 1) or from a weights file path; ``device`` (e.g. ``"cuda"``): where its transforms run
+    (files are the same bits on any device)."""
+    codec = _load(name)
+    return codec if device is None else _on_device(codec, _device_name(device))
+
+
+def _device_name(device) -> str:
+    try:
+        return str(torch.device(device))
+    except (RuntimeError, TypeError):
+        raise NicodecError(f"unknown device {device!r}: use cpu or cuda") from None
+
+
+@lru_cache(maxsize=4)
+def _on_device(codec: Codec, device: str) -> Codec:
+    """``codec`` with its transforms on ``device`` (one copy per codec and device)."""
+    return codec if torch.device(device) == codec.device else codec.to(device)
+
+
+def _load(name: str) -> Codec:
+    name = os.fspath(name) if isinstance(name, os.PathLike) else name
+    if not isinstance(name, str) or not name.strip():
+        raise NicodecError(f"model must be a name ({', '.join(ARCHITECTURES)}) or a .safetensors path, got {name!r}")
     path = Path(name)
     numbered = re.fullmatch(r"([a-z]+)-r(\d+)", name)
     architecture, number = (numbered.group(1), numbered.group(2)) if numbered else (name, "")
@@ -81,30 +103,45 @@ def sample_image() -> Image.Image:
 def create(architecture: str, *, N: int = 128, M: int = 192, levels: int = 6, seed: int = 0) -> Codec:
     """An untrained codec of a registered architecture (for tests, experiments and training).
 
-    Hyperprior models are calibrated (:mod:`nicodec.calibration`) on a crop of the bundled sample,
-    so they code like released weights do; ``Codec.save`` keeps that calibration."""
+    Hyperprior models are calibrated (:mod:`nicodec.calibration`) on a synthetic image, so they
+    code like released weights do (container version 3); ``Codec.save`` keeps that calibration."""
     from .calibration import calibrate
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = build_model(architecture, ModelConfig(N=N, M=M, levels=levels))
-    crop = np.asarray(sample_image())[128:384, 256:512]
-    calibrate(model.eval(), [torch.from_numpy(crop.copy()).permute(2, 0, 1)[None].float() / 255])
+        calibrate(model.eval(), [_synthetic_image(seed)])
     return Codec(model, {"trained": False, "seed": seed})
 
 
-def compress(image, quality: float | None = None, model: str = DEFAULT_MODEL, **options) -> bytes:
-    """``.nic`` bytes of ``image`` with a shipped model (or a weights path): ``load(model).compress``,
+def _synthetic_image(seed: int, size: int = 256) -> torch.Tensor:
+    """A (1, 3, size, size) image in [0, 1]: smooth random colours plus fine noise, photo-like
+    enough to calibrate an untrained model's activations."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, size // 32, size // 32, generator=generator)
+    smooth = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+    return (smooth + 0.05 * torch.randn(1, 3, size, size, generator=generator)).clamp(0, 1)
+
+
+def compress(image, quality: float | None = None, model: str = DEFAULT_MODEL, device: str | None = None, **options) -> bytes:
+    """``.nic`` bytes of ``image`` with a shipped model (or a weights path): ``load(model, device).compress``,
     the weights read once per process. ``options``: ``refine``, ``max_bytes``, ``progress``."""
-    return load(model).compress(image, quality, **options)
+    return load(model, device).compress(image, quality, **options)
 
 
-def decompress(data: bytes, codec: Codec | None = None) -> Image.Image:
-    """Decode ``.nic`` bytes; the model is found from the header unless ``codec`` is given."""
+def decompress(data: bytes, codec: Codec | None = None, max_pixels: int | None = limits.MAX_PIXELS,
+               device: str | None = None, fast: bool = False) -> Image.Image:
+    """Decode ``.nic`` bytes; the model is found from the header unless ``codec`` is given. A file
+    declaring more than ``max_pixels`` pixels is refused before anything is allocated (None: no limit).
+    ``device``: where the transforms run (``"cuda"``); the latents are the same on any device.
+    ``fast``: the synthesis in bfloat16 where the hardware has it (:meth:`Codec.decompress`)."""
     if codec is None:
         nic = container.unpack(data)
+        limits.check_decodable(nic, max_pixels)
         codec = _codec_for(nic.model, nic.weights_id)
-    return codec.decompress(data)
+    if device is not None:
+        codec = _on_device(codec, _device_name(device))
+    return codec.decompress(data, max_pixels, fast)
 
 
 def _codec_for(model: str, weights_id: bytes) -> Codec:

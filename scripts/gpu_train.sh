@@ -9,7 +9,7 @@
 # A background loop exports fp16 weights into $OUT every 90 s, so a session cut short still brings
 # weights back; the final export, fp32 weights in parts (for the exact fp16 check) and the logs
 # follow when the runs end.
-# By default each run continues from the shipped weights (a new run, fresh optimiser, lineage kept,
+# By default each run continues from the newest released weights (a new run, fresh optimiser, lineage kept,
 # their λ levels unless EXTRA_ARGS has --lambdas; exported with --default-quality 6);
 # INIT_MEANSCALE= INIT_FACTORIZED= (empty) start from scratch, as session 1 of 2026-11-26 did.
 set -uo pipefail
@@ -57,7 +57,8 @@ for name in $MODELS; do
         sleep "$HEAD_START"
         minutes=$(python3 -c "print(round($MINUTES - ($(date +%s) - $T0) / 60 + 0.1, 2))")
     fi
-    train "$name" "$name" "$minutes" "${!init_var-nicodec/weights/$name.safetensors}" &
+    current=$(python3 -c "import sys, nicodec; print(nicodec.shipped_weights()[sys.argv[1]])" "$name" 2>/dev/null)
+    train "$name" "$name" "$minutes" "${!init_var-$current}" &
     pids+=($!)
 done
 ( while sleep 90; do export_all; done ) >/dev/null 2>&1 &  # not holding stdout: the call ends when training does

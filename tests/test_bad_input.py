@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 import nicodec
+from nicodec import container
 from nicodec.errors import CorruptFileError, NicodecError
 
 from icc import icc_profile
@@ -66,6 +67,8 @@ def test_empty_and_foreign_files_are_named_as_such(codec_and_file, tmp_path):
 @pytest.mark.parametrize("case", ["truncated", "flipped", "empty", "png"])
 def test_the_cli_exits_2_with_one_line_and_writes_nothing(case, codec_and_file, tmp_path):
     codec, data = codec_and_file
+    if data[4] == 2 or container.unpack(data).metadata:
+        pytest.skip("one legacy and one current version suffice for the command line (a process each)")
     weights = tmp_path / "tiny.safetensors"
     codec.save(weights)
     bad = tmp_path / "bad.nic"

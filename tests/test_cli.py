@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 from PIL import Image
 
 import nicodec
-from nicodec import zoo
+from nicodec import releases, zoo
 from nicodec.cli import main
 
 
@@ -211,7 +212,11 @@ def test_demo_runs_the_default_model_on_the_bundled_sample():
 def test_shipped_weights_are_found_by_name_and_from_the_file_header(tmp_path, monkeypatch, sample_image):
     codec = nicodec.create("meanscale", N=8, M=8, levels=2, seed=5)
     codec.save(tmp_path / "meanscale.safetensors", half=True)
-    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    saved_id = nicodec.load(str(tmp_path / "meanscale.safetensors")).weights_id.hex()  # fp16: not codec's id
+    registry = {"format": releases.FORMAT, "releases": [{"release": 1, "date": "today", "models": {"meanscale": {
+        "file": "meanscale.safetensors", "weights_id": saved_id, "sha256": ""}}}]}
+    (tmp_path / "releases.json").write_text(json.dumps(registry))
+    monkeypatch.setattr(releases, "REGISTRY", tmp_path / "releases.json")
     zoo._load_file.cache_clear()
     assert "meanscale" in zoo.shipped_weights()
     shipped = nicodec.load("meanscale")

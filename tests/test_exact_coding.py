@@ -148,3 +148,27 @@ def test_version_3_files_decode_to_the_encoders_latents_whatever_the_thread_coun
     assert data[4] == 3 and decoded.coded.param_crc == encoded.param_crc
     for key, latent in encoded.latents.items():
         assert torch.equal(decoded.coded.latents[key], latent), key
+
+
+def test_an_unknown_or_missing_device_is_a_one_line_error():
+    with pytest.raises(nicodec.NicodecError, match="device"):
+        nicodec.load("factorized", device="tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(nicodec.NicodecError, match="no CUDA"):
+            nicodec.load("factorized", device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", ["factorized", "hyperprior", "meanscale"])
+def test_files_made_on_the_cpu_decode_on_a_gpu_to_the_same_latents_and_back(name, sample_image):
+    cpu = nicodec.load(name)
+    gpu = nicodec.load(name, device="cuda")
+    image = sample_image.crop((0, 0, 256, 192))
+    for encoder, decoder in ((cpu, gpu), (gpu, cpu)):
+        data, encoded = encoder.encode(image, quality=4.5)
+        decoded = decoder.decode(data)
+        assert decoded.coded.param_crc == encoded.param_crc
+        for key, latent in encoded.latents.items():
+            assert torch.equal(decoded.coded.latents[key].cpu(), latent.cpu()), key
+        pixels = np.abs(np.asarray(decoded.image, np.int16) - np.asarray(decoder.decompress(data), np.int16))
+        assert pixels.max() == 0

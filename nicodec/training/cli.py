@@ -69,6 +69,8 @@ def register(subparsers) -> None:
     p.add_argument("--half", action="store_true", help="store parameters in fp16 (half the size)")
     p.add_argument("--default-quality", type=float, metavar="Q", help="the quality used when none is given "
                    "(default: the upper middle of the range)")
+    p.add_argument("--calibration", metavar="FOLDER", help="photos to calibrate the integer hyper-synthesis on "
+                   "(hyperprior models; default: the run's training folder)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     p.set_defaults(func=cmd_export)
 
@@ -118,6 +120,6 @@ def cmd_export(args) -> int:
     out = Path(args.output) if args.output else (src if src.is_dir() else src.parent) / "weights.safetensors"
     if out.exists() and not args.force:
         raise NicodecError(f"{out} exists: use --force to overwrite it")
-    export_weights(src, out, half=args.half, default_quality=args.default_quality)
+    export_weights(src, out, half=args.half, default_quality=args.default_quality, calibration=args.calibration)
     print(f"{src} -> {out} ({out.stat().st_size / 1e6:.2f} MB{', fp16' if args.half else ''})")
     return 0

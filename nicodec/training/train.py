@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .. import __version__
+from ..calibration import CROP, calibrate, calibration_images, needs_calibration
 from ..codec import Codec
 from ..errors import NicodecError
 from ..models import ARCHITECTURES, CompressionModel, ModelConfig, build_model
@@ -501,7 +502,10 @@ def initial_weights(model: CompressionModel, source: str | Path, lambdas: Sequen
         earlier, source_lambdas = ckpt.get("lineage", []), saved["lambdas"]
         entry = {"command": ckpt.get("command"), "steps": ckpt["step"], "date": ckpt.get("date"), "data": ckpt.get("data")}
     remap = lambdas is not None and source_lambdas is not None and [float(v) for v in source_lambdas] != [float(v) for v in lambdas]
-    comparable = (lambda c: {k: v for k, v in c.items() if k != "levels"}) if remap else (lambda c: c)  # noqa: E731
+    # the integer hyper-synthesis is derived from the trained float one at export (nicodec.calibration): not trained
+    state = {k: v for k, v in state.items() if not k.startswith("h_s_int.")}
+    ignored = ("levels", "integer_hyper") if remap else ("integer_hyper",)
+    comparable = lambda c: {k: v for k, v in c.items() if k not in ignored}  # noqa: E731
     if name != model.name or comparable(config) != comparable(model.config.to_dict()):
         raise NicodecError(f"--init {source} holds {name} {config}, not {model.name} {model.config.to_dict()}")
     if remap:
@@ -567,12 +571,14 @@ def config_from_checkpoint(ckpt: dict, **overrides) -> TrainConfig:
 
 
 def export_weights(checkpoint: str | Path, output: str | Path, half: bool = False,
-                   default_quality: float | None = None) -> Path:
+                   default_quality: float | None = None, calibration: str | Path | None = None) -> Path:
     """Release weights from a checkpoint: frozen (``update()``) model + metadata, via save_weights.
 
     ``nicodec.load(output)`` rebuilds the codec. ``default_quality``: the quality it codes at when
     none is asked for (else :attr:`Codec.default_quality`'s rule), e.g. to keep a default level
-    when levels are added below it.
+    when levels are added below it. Hyperprior models get their integer hyper-synthesis
+    (:mod:`nicodec.calibration`), calibrated on the photos in ``calibration`` (default: the run's
+    training folder), so that they code container version 3.
     """
     ckpt = load_checkpoint(checkpoint, lazy=True)  # the model's tensors only, not the optimiser's
     c = config_from_checkpoint(ckpt)
@@ -582,6 +588,18 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
     model.load_state_dict(ckpt["model"])
     if not c.new_levels_only:  # else the densities are the --init weights' and keep their tail quantiles exactly
         model.update()
+    calibrated = {}
+    inherited = _inherited_integer_hyper(c) if c.new_levels_only else None
+    if inherited is not None:  # the old levels keep coding exactly as the --init weights did
+        model.set_integer_hyper(inherited)
+        calibrated = {"calibration": {"inherited_from": Path(c.init).name}}
+    elif needs_calibration(model):
+        folder = Path(calibration or c.data)
+        if not folder.is_dir():
+            raise NicodecError(f"{c.model} weights need calibration photos (the run's {folder} is not here): --calibration FOLDER")
+        images = calibration_images(folder)
+        calibrate(model.eval(), images)
+        calibrated = {"calibration": {"images": len(images), "folder": folder.name, "crop": CROP}}
     metadata = {
         "trained": True,
         "lambdas": list(c.lambdas),
@@ -598,6 +616,7 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
         "command": ckpt.get("command"),
         "nicodec_version": __version__,
         **({"default_quality": float(default_quality)} if default_quality is not None else {}),
+        **calibrated,
     }
     output = Path(output)
     if not output.parent.is_dir():
@@ -607,6 +626,19 @@ def export_weights(checkpoint: str | Path, output: str | Path, half: bool = Fals
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _inherited_integer_hyper(c: TrainConfig):
+    """The --init weights' integer hyper-synthesis, for a --new-levels-only export: recalibrating
+    over the new level's ranges would move the old levels' requantisation and so their files. A
+    new level outside the calibrated ranges saturates (integer clamps), which stays exact."""
+    from ..weights import load_weights
+
+    if not c.init or Path(c.init).suffix != ".safetensors":
+        return None
+    parent, _ = load_weights(Path(c.init))
+    network = getattr(parent, "h_s_int", None)
+    return network if network is not None and parent.exact_ready else None
 
 
 def _device(name: str, local_rank: int) -> torch.device:

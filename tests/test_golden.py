@@ -1,0 +1,49 @@
+"""Files made by every frozen release keep decoding: the golden files in tests/golden (made once by
+scripts/make_golden.py, never re-recorded) decode with today's code to the latents recorded when
+they were made, exactly, and to the recorded pixels within ±1 (the synthesis is float32, whose
+last bits vary with the machine: docs/format.md, "What decoding promises")."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import nicodec
+from nicodec import container, releases
+
+GOLDEN = Path(__file__).parent / "golden"
+INDEX = json.loads((GOLDEN / "golden.json").read_text())
+
+
+def _latent_digest(latents: dict) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(latents):
+        digest.update(name.encode() + np.ascontiguousarray(latents[name].double().numpy()).tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(INDEX))
+def test_a_golden_file_decodes_as_when_it_was_made(name):
+    entry = INDEX[name]
+    data = (GOLDEN / f"{name}.nic").read_bytes()
+    nic = container.unpack(data)
+    assert nic.version == entry["version"] and nic.weights_id.hex() == entry["weights_id"]
+    image = nicodec.decompress(data)  # the weights are found from the header alone
+    decoded = nicodec.load(entry["model"]).decode(data)
+    assert _latent_digest(decoded.coded.latents) == entry["latents_sha256"]
+    with Image.open(GOLDEN / f"{name}.png") as reference:
+        assert hashlib.sha256(reference.tobytes()).hexdigest() == entry["pixels_sha256"]  # the reference itself
+        expected = np.asarray(reference, dtype=np.int16)
+    assert image.mode == decoded.image.mode and image.size == (96, 64)
+    assert np.abs(np.asarray(image, dtype=np.int16) - expected).max() <= 1
+
+
+def test_every_release_has_golden_files():
+    covered = {entry["weights_id"] for entry in INDEX.values()}
+    assert {r.weights_id for r in releases.releases()} <= covered
+    assert {entry["version"] for entry in INDEX.values()} == {1, 2, 3}
