@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .. import container
+from .. import container, limits
 from ..errors import CorruptFileError, NicodecError
 from ..images import MODES, from_planes, pack_alpha, to_planes, unpack_alpha
 from ..variable_rate import quality_lambda
@@ -41,6 +41,7 @@ EFFORTS = {  # iterations; a 768×512 image costs ~0.46 s each on one core of ou
     "slow": FitConfig(iterations=5000),
 }
 DEFAULT_EFFORT = "medium"
+EVAL_GRID = (2.0, 4.0, 6.0, 8.0)  # qualities `nicodec eval` measures by default (each point is a whole fit)
 BATCH_PIXELS_CUDA = 40_000_000  # pixels fitted at once on a GPU (~1 KB each: a 24-image Kodak curve of 4 points)
 ARM_SHIFTS = range(3, 15)  # quantisation steps 2^−shift tried for each module (3: low rates want coarse ARMs)
 SYNTHESIS_SHIFTS = range(3, 15)
@@ -117,44 +118,66 @@ def check_quality(quality: float | None) -> float:
 
 
 class OverfitCodec:
-    """Compress an image by fitting latent grids and tiny networks to it (no weights needed)."""
+    """Compress an image by fitting latent grids and tiny networks to it (no weights needed).
+
+    The same surface as :class:`nicodec.Codec` (``name``, ``levels``, ``default_quality``,
+    ``weights_id``, ``device``, ``to``, ``compress``, ``decompress``), so that ``nicodec.load("overfit")``,
+    the CLI, ``nicodec eval`` and the Pillow plugin treat it as any other model; ``effort`` is its own."""
 
     name = NAME
     levels = len(LAMBDAS)
     default_quality = DEFAULT_QUALITY
+    weights_id = WEIGHTS_ID
+    eval_grid = EVAL_GRID
 
-    def __init__(self, config: OverfitConfig | None = None):
+    def __init__(self, config: OverfitConfig | None = None, device: str | torch.device = "cpu"):
         self.config = config or OverfitConfig()
+        self.device = torch.device(device)
 
     def __repr__(self) -> str:
-        return f"OverfitCodec({self.config.arch}, effort={self.config.effort})"
+        return f"OverfitCodec({self.config.arch}, effort={self.config.effort}, device={self.device})"
+
+    def to(self, device: str | torch.device) -> "OverfitCodec":
+        """A codec fitting on ``device`` (``"cuda"``, ``"cpu"``); decoding always runs on the CPU
+        (the latents' decoder is a compiled CPU loop; the synthesis is ~400 MAC/pixel)."""
+        return OverfitCodec(self.config, fitting_device(device))
 
     def fit_config(self, effort: str | FitConfig | None) -> FitConfig:
         if isinstance(effort, FitConfig):
             return effort
         name = self.config.effort if effort is None else effort
-        if name not in self.config.efforts:
+        if not isinstance(name, str) or name not in self.config.efforts:
             raise NicodecError(f"effort must be one of {', '.join(self.config.efforts)}, got {effort!r}")
         return self.config.efforts[name]
 
     def compress(self, image, quality: float | None = None, effort: str | FitConfig | None = None,
-                 device: str | torch.device = "cpu", progress: bool = False) -> bytes:
+                 device: str | torch.device | None = None, progress: bool = False, *, refine: int = 0,
+                 max_bytes: int | None = None, fast: bool = False) -> bytes:
         """Fit a model to ``image`` (PIL image, (H, W[, C]) uint8 array or (C, H, W) tensor) at
         ``quality`` ∈ [1, 10] and return the ``.nic`` bytes. ``effort`` (fast, medium, slow) sets
-        the iterations; ``device`` where the fitting runs (cpu, cuda)."""
+        the iterations; ``device`` where the fitting runs (cpu, cuda; default the codec's);
+        ``progress`` a progress bar on stderr. ``refine``, ``max_bytes`` and ``fast`` are the
+        amortized models' options: refinement is what this codec does anyway, a size budget would
+        cost a fit per trial, and there is no analysis transform to run in bfloat16 — asking for
+        them is an error."""
+        _check_amortized_options(refine, max_bytes, fast)
         return self.encode(image, quality, effort, device, progress)[0]
 
     def encode(self, image, quality: float | None = None, effort: str | FitConfig | None = None,
-               device: str | torch.device = "cpu", progress: bool = False) -> tuple[bytes, OverfitDecoded]:
+               device: str | torch.device | None = None, progress: bool = False) -> tuple[bytes, OverfitDecoded]:
         """Like :meth:`compress`, also returning what the encoder coded (latents, synthesis output)."""
-        return encode_many([(image, quality)], effort, device, progress, self)[0]
+        return encode_many([(image, quality)], effort, self.device if device is None else device, progress, self)[0]
 
-    def decompress(self, data: bytes) -> Image.Image:
-        return self.decode(data).image
+    def decompress(self, data: bytes, max_pixels: int | None = limits.MAX_PIXELS, fast: bool = False) -> Image.Image:
+        """Decode ``.nic`` bytes of an overfit file to a PIL image. A file declaring more than
+        ``max_pixels`` pixels is refused before anything is allocated (None: no limit); ``fast``
+        changes nothing (the synthesis is already small)."""
+        return self.decode(data, max_pixels).image
 
-    def decode(self, data: bytes) -> OverfitDecoded:
+    def decode(self, data: bytes, max_pixels: int | None = limits.MAX_PIXELS) -> OverfitDecoded:
         """Decode ``.nic`` bytes of an overfit file; CorruptFileError (one line) on any damage."""
         nic = container.unpack(data)
+        limits.check_decodable(nic, max_pixels)
         if nic.model != NAME:
             raise NicodecError(f"file was made with model {nic.model!r}, not {NAME!r}")
         if nic.weights_id != WEIGHTS_ID or len(nic.streams) != 4 or nic.version != container.VERSION_EXACT:
@@ -196,6 +219,30 @@ class OverfitCodec:
             "parameter_bits": round(d.bits["parameters"], 1), "latent_bits": round(d.bits["latents"], 1),
             "bpp": 8 * len(data) / pixels,
         }
+
+
+def fitting_device(device: str | torch.device) -> torch.device:
+    """``device`` checked: cpu, or cuda where there is one (NicodecError otherwise)."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise NicodecError(f"unknown device {device!r}: use cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NicodecError("--device cuda: no CUDA device here (this torch build or machine has none)")
+    if device.type not in ("cpu", "cuda"):
+        raise NicodecError(f"overfit fits on cpu or cuda, not {device}")
+    return device
+
+
+def _check_amortized_options(refine, max_bytes, fast) -> None:
+    if refine not in (0, None) or isinstance(refine, bool):
+        raise NicodecError("refine does not apply to model overfit (its encoder fits everything already): "
+                           "use effort (fast, medium, slow)")
+    if max_bytes is not None:
+        raise NicodecError("a size budget (max_bytes, --bpp) is not supported by model overfit (each trial would be "
+                           "a whole fit): give a quality")
+    if fast:
+        raise NicodecError("fast does not apply to model overfit (no analysis transform): use effort fast")
 
 
 def mac_per_pixel(a: Architecture, height: int, width: int) -> float:
@@ -314,6 +361,7 @@ def encode_many(items: list[tuple], effort: str | FitConfig | None = None, devic
     default one tile at a time on a CPU (nothing to gain from batching there), BATCH_PIXELS_CUDA
     on a GPU."""
     codec = codec or OverfitCodec()
+    device = fitting_device(device)
     config = codec.fit_config(effort)
     a = codec.config.arch
     jobs, prepared = [], []
