@@ -289,7 +289,12 @@ def cmd_demo(args) -> int:
 
     sample = zoo.SAMPLE
     image = open_image(sample).convert("RGB")
-    if args.model in zoo.shipped_weights() or Path(args.model).suffix == ".safetensors":
+    options = {}
+    if args.model == zoo.OVERFIT:  # a fit per quality: one quality, the fast effort (minutes on a CPU)
+        codec, options = zoo.load(args.model), {"effort": "fast"}
+        what = "overfit (fitted to the image, effort fast; no weights)"
+        args.quality = codec.default_quality if args.quality is None else args.quality
+    elif args.model in zoo.shipped_weights() or Path(args.model).suffix == ".safetensors":
         codec = zoo.load(args.model)
         what = f"{codec.name} ({'shipped weights' if args.model in zoo.shipped_weights() else args.model})"
     else:
@@ -301,7 +306,7 @@ def cmd_demo(args) -> int:
     reference = np.asarray(image, dtype=np.float64)
     for q in qualities:
         t0 = time.perf_counter()
-        data = codec.compress(image, quality=q)
+        data = codec.compress(image, quality=q, **options)
         t1 = time.perf_counter()
         decoded = zoo.decompress(data, codec)
         t2 = time.perf_counter()

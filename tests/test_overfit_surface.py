@@ -93,6 +93,15 @@ def test_cli_info_shows_the_files_own_decoder(overfit_file, capsys):
         assert what in out, out
 
 
+def test_cli_models_and_demo_know_overfit(tmp_path, capsys, monkeypatch):
+    assert main(["models"]) == 0
+    assert "overfit" in capsys.readouterr().out
+    Image.fromarray(photo()).save(tmp_path / "sample.png")
+    monkeypatch.setattr(nicodec.zoo, "SAMPLE", tmp_path / "sample.png")
+    assert main(["demo", "--model", "overfit", "--quality", "3"]) == 0
+    assert "quality 3.00" in capsys.readouterr().out
+
+
 def test_cli_effort_for_another_model_and_budgets_for_overfit_are_refused(tmp_path, capsys):
     source = tmp_path / "photo.png"
     Image.fromarray(photo()).save(source)
