@@ -188,11 +188,41 @@ def speed(args) -> None:
             times.append(time.perf_counter() - start)
         print(f"decode {args.file}: median {statistics.median(times) * 1000:.0f} ms over {args.repeats} "
               f"({args.threads} threads); {codec.describe(data)['mac_per_pixel']:.0f} MAC/pixel")
+        _decode_parts(codec, data, args.repeats)
     for effort in args.efforts.split(",") if args.efforts else []:
         rgb = np.asarray(Image.open(KODAK / f"{args.image}.png").convert("RGB"))
         start = time.perf_counter()
         codec.compress(rgb, quality=6, effort=effort, device=args.device)
         print(f"encode {args.image} q6 effort {effort}: {time.perf_counter() - start:.0f} s ({args.threads} threads, {args.device})")
+
+
+def _decode_parts(codec: OverfitCodec, data: bytes, repeats: int) -> None:
+    """Median wall-clock and CPU (this process) milliseconds of the decoder's parts: the whole
+    decode, the latents (integer ARM + rANS, compiled), the synthesis (upsampling + networks).
+    On a shared machine the CPU time is the fairer number (what an idle core would take)."""
+    from nicodec.overfit import codec as oc, raster
+
+    parts: dict[str, list[tuple[float, float]]] = {"whole decode": [], "latents (ARM + rANS)": [], "synthesis": []}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            w, c = time.perf_counter(), time.process_time()
+            out = fn(*a, **k)
+            parts[name].append((time.perf_counter() - w, time.process_time() - c))
+            return out
+        return wrapper
+
+    latents, synthesis = raster.Reader.latents, oc._synthesis
+    raster.Reader.latents, oc._synthesis = timed("latents (ARM + rANS)", latents), timed("synthesis", synthesis)
+    try:
+        decode = timed("whole decode", codec.decompress)
+        for _ in range(repeats):
+            decode(data)
+    finally:
+        raster.Reader.latents, oc._synthesis = latents, synthesis
+    for name, values in parts.items():
+        print(f"  {name}: wall {statistics.median(v[0] for v in values) * 1000:.0f} ms, "
+              f"CPU {statistics.median(v[1] for v in values) * 1000:.0f} ms (median of {len(values)})")
 
 
 _LARGE = """
