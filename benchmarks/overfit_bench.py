@@ -72,9 +72,9 @@ def rd(args) -> None:
         for q in [float(v) for v in args.qualities.split(",")]:
             if (name, q, args.effort) in done:
                 continue
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             data = codec.compress(rgb, quality=q, effort=args.effort, device=args.device, progress=args.progress)
-            _record(points, codec, name, q, args, rgb, data, time.perf_counter() - start)
+            _record(points, codec, name, q, args, rgb, data, time.perf_counter() - start, time.process_time() - cpu)
 
 
 def curve(args) -> None:
@@ -98,7 +98,10 @@ def curve(args) -> None:
         _record(points, codec, name, q, args, images[name], data, per_point)
 
 
-def _record(points: Path, codec: OverfitCodec, name: str, q: float, args, rgb: np.ndarray, data: bytes, encode_s: float) -> None:
+def _record(points: Path, codec: OverfitCodec, name: str, q: float, args, rgb: np.ndarray, data: bytes, encode_s: float,
+            encode_cpu_s: float | None = None) -> None:
+    """One point: ``encode_s`` wall-clock, ``encode_cpu_s`` this process's CPU seconds (on a shared
+    machine, what an idle core would have taken)."""
     start = time.perf_counter()
     decoded = codec.decompress(data)
     decode_s = time.perf_counter() - start
@@ -106,6 +109,7 @@ def _record(points: Path, codec: OverfitCodec, name: str, q: float, args, rgb: n
     (OUT / f"{name}-q{q:g}-{args.effort}.nic").write_bytes(data)
     row = dict(image=name, quality=q, effort=args.effort, bytes=len(data), bpp=8 * len(data) / rgb.shape[0] / rgb.shape[1],
                psnr=psnr(np.asarray(decoded.convert("RGB")), rgb), encode_s=round(encode_s, 2),
+               encode_cpu_s=None if encode_cpu_s is None else round(encode_cpu_s, 2),
                decode_s=round(decode_s, 3), threads=args.threads, device=args.device,
                mac_per_pixel=info["mac_per_pixel"], parameter_bits=info["parameter_bits"],
                latent_bits=info["latent_bits"], machine=platform.processor() or platform.machine(),
