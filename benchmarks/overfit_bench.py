@@ -229,6 +229,29 @@ def _decode_parts(codec: OverfitCodec, data: bytes, repeats: int) -> None:
               f"CPU {statistics.median(v[1] for v in values) * 1000:.0f} ms (median of {len(values)})")
 
 
+def iteration(args) -> None:
+    """CPU seconds per fitting iteration on a Kodak image (fit for 2 and for 2 + N iterations, the
+    difference over N): on a shared machine the fair measure of encode time (× the effort's iterations)."""
+    from nicodec.overfit.fit import fit
+
+    torch.set_num_threads(args.threads)
+    rgb = np.asarray(Image.open(KODAK / f"{args.image}.png").convert("RGB"))
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255
+    codec = OverfitCodec()
+    cpu = {}
+    for n in (2, 2 + args.iterations):
+        start = time.process_time()
+        fit(x, torch.tensor([0.013]), codec.config.arch, FitConfig(iterations=n))
+        cpu[n] = time.process_time() - start
+    per = (cpu[2 + args.iterations] - cpu[2]) / args.iterations
+    start = time.process_time()
+    codec.compress(rgb, quality=6, effort=FitConfig(iterations=2))
+    whole = time.process_time() - start
+    print(f"{args.image}: {per:.3f} s CPU per iteration ({args.threads} threads); a whole 2-iteration encode {whole:.1f} s CPU")
+    for name, config in codec.config.efforts.items():
+        print(f"  effort {name}: {config.iterations} iterations ≈ {(whole + per * (config.iterations - 2)) / 60:.1f} min of CPU")
+
+
 _LARGE = """
 import resource, sys, time, numpy as np, torch
 from PIL import Image
@@ -281,6 +304,12 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(run=large)
+    p = sub.add_parser("iteration")
+    p.add_argument("--image", default="kodim01")
+    p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(run=iteration)
+
     p = sub.add_parser("summary")
     p.add_argument("--effort", default="medium")
     p.set_defaults(run=summary)
