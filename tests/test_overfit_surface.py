@@ -4,6 +4,7 @@ decompress, info), ``nicodec eval`` and the Pillow plugin (tiny images, a few it
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 
 import numpy as np
@@ -74,6 +75,10 @@ def test_a_decoder_limit_and_options_that_do_not_apply_are_one_line_errors():
 def test_cuda_without_a_gpu_is_a_one_line_error():
     with pytest.raises(NicodecError, match="no CUDA device"):
         nicodec.load("overfit", device="cuda")
+    with pytest.raises(NicodecError, match="no CUDA device"):
+        nicodec.load("overfit").compress(photo(), effort="fast", device="cuda")
+    with pytest.raises(NicodecError, match="no CUDA device"):
+        build_codec(dataclasses.replace(parse_spec("nicodec:overfit"), device="cuda"))  # nicodec eval --device cuda
 
 
 def test_cli_compresses_with_an_effort_and_decompresses_without_weights(tmp_path, capsys):
