@@ -42,3 +42,35 @@ def test_without_fast_bf16_hardware_nothing_changes(coded, monkeypatch):
     monkeypatch.setattr(models, "fast_synthesis", lambda device: False)
     assert codec.compress(image, quality=2.5, fast=True) == data
     assert np.array_equal(np.asarray(codec.decompress(data, fast=True)), np.asarray(codec.decompress(data)))
+
+
+@pytest.mark.parametrize("in_ch, out_ch, kernel, stride", [(8, 3, 5, 2), (6, 3, 3, 2), (5, 4, 5, 3), (8, 16, 7, 2)])
+def test_deconv_at_inference_computes_the_transposed_convolution(in_ch, out_ch, kernel, stride):
+    """The last synthesis layer runs as a convolution + pixel shuffle at inference: the same values
+    (to float rounding) and shape as ConvTranspose2d, for any input size; training keeps the original."""
+    from nicodec.layers import Deconv
+
+    torch.manual_seed(in_ch + kernel)
+    layer = Deconv(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1)
+    assert layer._subpixel_ok()
+    for shape in ((1, in_ch, 1, 1), (2, in_ch, 7, 9), (1, in_ch, 4, 13)):
+        x = torch.randn(shape)
+        with torch.no_grad():
+            reference = torch.nn.ConvTranspose2d.forward(layer, x)
+            out = layer(x)
+            out_nhwc = layer(x.contiguous(memory_format=torch.channels_last))
+        assert out.shape == reference.shape == (shape[0], out_ch, shape[2] * stride, shape[3] * stride)
+        torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out_nhwc, reference, atol=1e-5, rtol=1e-5)
+    layer.weight.data.mul_(2)  # a weight edited in place is seen
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), torch.nn.ConvTranspose2d.forward(layer, x), atol=1e-5, rtol=1e-5)
+    y = layer(x.requires_grad_())
+    assert y.grad_fn is not None and "Convolution" in type(y.grad_fn).__name__  # training: the transposed kernels
+
+
+def test_wide_deconv_layers_stay_transposed():
+    from nicodec.layers import Deconv
+
+    assert not Deconv(8, 17, 5, stride=2, padding=2, output_padding=1)._subpixel_ok()
+    assert not Deconv(8, 3, 4, stride=2, padding=2, output_padding=1)._subpixel_ok()  # output not exactly 2×
