@@ -5,6 +5,7 @@
     >>> codec = nicodec.load("meanscale")          # shipped weights, or a .safetensors path
     >>> data = codec.compress(image, quality=4.5)  # PIL image, NumPy array or torch tensor
     >>> restored = nicodec.decompress(data)        # finds the model from the file header
+    >>> fitted = nicodec.load("overfit").compress(image, quality=6, effort="medium")  # fitted per image, no weights
     >>> nicodec.register_pillow()                  # Image.open("x.nic"), image.save("x.nic", quality=4.5)
 """
 

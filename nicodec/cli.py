@@ -74,6 +74,8 @@ def cmd_compress(args) -> int:
     if args.bpp is not None and not (math.isfinite(args.bpp) and args.bpp > 0):
         raise NicodecError(f"--bpp must be a positive number of bits per pixel, got {args.bpp}")
     codec = _codec(args.model, args.device)
+    if args.effort is not None and codec.name != "overfit":
+        raise NicodecError(f"--effort applies to --model overfit only, not {codec.name}")
     return _each(pairs, lambda src, out: _compress_one(codec, src, out, args))
 
 
@@ -86,17 +88,20 @@ def _compress_one(codec, src: Path, out: Path, args) -> None:
     image = open_image(source, name="standard input" if src == STDIO else None, first_frame=args.first_frame)
     w, h = image.size
     budget = args.max_bytes if args.bpp is None else _bpp_budget(args.bpp, w * h)
+    options = {} if args.effort is None else {"effort": args.effort}
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnrefinedWarning)
         data = codec.compress(image, quality=args.quality, refine=args.refine, max_bytes=budget, fast=args.fast,
-                              progress=sys.stderr.isatty())
+                              progress=sys.stderr.isatty(), **options)
     seconds = time.perf_counter() - start
     unrefined = any(issubclass(warning.category, UnrefinedWarning) for warning in caught)
     refine_note = "" if not args.refine else (
         ", unrefined (the refined file did not fit)" if unrefined else f", refined {args.refine} steps")
     nic = container.unpack(data)
     notes = refine_note + (", turned upright (EXIF orientation)" if orientation(image) != 1 else "")
+    if codec.name == "overfit":
+        notes += f", effort {args.effort or codec.config.effort}"
     if container.ICC in nic.metadata:
         notes += f", ICC profile kept ({len(nic.metadata[container.ICC]):,} bytes)"
     _write(out, data, args.force,
@@ -220,7 +225,26 @@ def cmd_info(args) -> int:
     for tag, value in nic.metadata.items():
         what = "ICC profile" if tag == container.ICC else f"metadata {tag!r}"
         print(f"{'metadata:':<12}{what}, {len(value):,} bytes")
+    if nic.model == "overfit":
+        _overfit_info(data)
     return 0
+
+
+def _overfit_info(data: bytes) -> None:
+    """What an overfit file's own networks are (it decodes the file: the sizes need the networks)."""
+    from .overfit import OverfitCodec
+
+    d = OverfitCodec().describe(data)
+    grids = ", ".join(f"{h}x{w}" for h, w in d["grids"])
+    print(f"grids:      {len(d['grids'])} latent grids per tile ({grids}), {d['tiles']} tile(s)")
+    print(f"arm:        {d['arm']}")
+    print(f"synthesis:  {d['synthesis']}")
+    print(f"decoder:    {d['mac_per_pixel']:,.0f} MAC/pixel, {d['parameters_per_tile']:,} parameters per tile")
+    steps = "; ".join(", ".join(f"{m} 2^-{s}" for m, s in tile.items()) for tile in d["steps"][:4])
+    print(f"steps:      {steps}{' ...' if len(d['steps']) > 4 else ''}")
+    total = d["parameter_bits"] + d["latent_bits"]
+    print(f"bits:       parameters {d['parameter_bits']:,.0f}, latents {d['latent_bits']:,.0f} "
+          f"({total / 8:,.0f} bytes coded, λ {d['lambda']:.5g})")
 
 
 def cmd_models(args) -> int:
@@ -229,6 +253,8 @@ def cmd_models(args) -> int:
     from .models import ARCHITECTURES, ScaleHyperprior
     from .weights import megabytes, read_metadata, stored_bytes
     from .zoo import DEFAULT_MODEL
+
+    from .overfit import OverfitCodec
 
     for name, cls in ARCHITECTURES.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
@@ -248,6 +274,10 @@ def cmd_models(args) -> int:
             print(f"    release {release.release} ({release.date}){current}: {release.path.name}, id {release.weights_id}")
             print(f"        N={c['N']} M={c['M']}, quality 1–{c['levels']}{trained}, default {default_quality(meta, c['levels']):g}, "
                   f"{size}; codes .nic version {1 if issubclass(cls, ScaleHyperprior) and not c.get('integer_hyper') else 3}")
+    overfit = OverfitCodec()
+    print(f"overfit\n    {(OverfitCodec.__doc__ or '').strip().splitlines()[0]}")
+    print(f"    weights: none (each file holds its decoder); quality 1–{overfit.levels}, default "
+          f"{overfit.default_quality:g}; --effort {', '.join(overfit.config.efforts)} (default {overfit.config.effort})")
     return 0
 
 
@@ -259,7 +289,12 @@ def cmd_demo(args) -> int:
 
     sample = zoo.SAMPLE
     image = open_image(sample).convert("RGB")
-    if args.model in zoo.shipped_weights() or Path(args.model).suffix == ".safetensors":
+    options = {}
+    if args.model == zoo.OVERFIT:  # a fit per quality: one quality, the fast effort (minutes on a CPU)
+        codec, options = zoo.load(args.model), {"effort": "fast"}
+        what = "overfit (fitted to the image, effort fast; no weights)"
+        args.quality = codec.default_quality if args.quality is None else args.quality
+    elif args.model in zoo.shipped_weights() or Path(args.model).suffix == ".safetensors":
         codec = zoo.load(args.model)
         what = f"{codec.name} ({'shipped weights' if args.model in zoo.shipped_weights() else args.model})"
     else:
@@ -271,7 +306,7 @@ def cmd_demo(args) -> int:
     reference = np.asarray(image, dtype=np.float64)
     for q in qualities:
         t0 = time.perf_counter()
-        data = codec.compress(image, quality=q)
+        data = codec.compress(image, quality=q, **options)
         t1 = time.perf_counter()
         decoded = zoo.decompress(data, codec)
         t2 = time.perf_counter()
@@ -297,9 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", nargs="+", help="image file(s) (PNG, JPEG, ...); - reads standard input")
     p.add_argument("-o", "--output", help="output .nic file, the folder outputs go into, or - for standard "
                    "output (default: each INPUT with .nic suffix)")
-    p.add_argument("-m", "--model", default=DEFAULT_MODEL, help="model name (meanscale, or meanscale-r1 for release 1) "
-                   "or weights .safetensors file")
-    p.add_argument("--device", help="where the transforms run: cpu (default) or cuda; files are the same bits either way")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, help="model name (meanscale, or meanscale-r1 for release 1; "
+                   "overfit: fitted to each image, slow to encode, docs/overfit.md) or weights .safetensors file")
+    p.add_argument("--device", help="where the transforms run (for overfit: where it fits): cpu (default) or cuda; "
+                   "files are the same bits either way (overfit: a fit on another device is another valid file)")
+    p.add_argument("--effort", choices=("fast", "medium", "slow"), help="for --model overfit: iterations of the fit "
+                   "(fast 300, medium 1000 (default), slow 5000; a 768x512 image costs ~0.5 s per iteration on one CPU core)")
     p.add_argument("--fast", action="store_true", help="analysis in bfloat16 where the CPU (AMX, AVX-512 BF16) or "
                    "GPU has it: faster, latents a little different")
     rate = p.add_mutually_exclusive_group()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import NicodecError
+from .errors import CorruptFileError, NicodecError
 
 MODES = ("L", "LA", "RGB", "RGBA")  # what a .nic file can restore; index = code in the header
 _ORIENTATION = 0x0112  # EXIF tag
@@ -249,3 +250,23 @@ def from_planes(rgb: np.ndarray, alpha: np.ndarray | None, mode: str, icc: bytes
     if icc:
         image.info["icc_profile"] = icc
     return image
+
+
+def pack_alpha(alpha: np.ndarray | None) -> bytes:
+    """The alpha stream of a ``.nic`` file: raw 8-bit rows, zlib-compressed (empty: no alpha)."""
+    return b"" if alpha is None else zlib.compress(np.ascontiguousarray(alpha, np.uint8).tobytes(), 9)
+
+
+def unpack_alpha(stream: bytes, width: int, height: int, mode: str) -> np.ndarray | None:
+    """The alpha plane of an image of ``mode`` from its stream; CorruptFileError if it does not fit."""
+    if mode not in ("LA", "RGBA"):
+        if stream:
+            raise CorruptFileError("corrupt .nic file (alpha data for an opaque image)")
+        return None
+    try:
+        raw = zlib.decompressobj().decompress(stream, width * height + 1)
+    except zlib.error:
+        raise CorruptFileError("corrupt .nic file (alpha plane)") from None
+    if len(raw) != width * height:
+        raise CorruptFileError("corrupt .nic file (alpha plane has the wrong size)")
+    return np.frombuffer(raw, np.uint8).reshape(height, width)

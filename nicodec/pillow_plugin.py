@@ -6,8 +6,9 @@ pillow-heif's ``register_heif_opener()`` registers HEIF. Opening reads and check
 ``load()``, as Pillow does for every format. Pillow's own decompression-bomb guard
 (``Image.MAX_IMAGE_PIXELS``) checks the size at open, as for any format.
 
-Saving takes ``quality`` (in [1, levels]), ``model`` (a registered name, a weights file or a
-:class:`~nicodec.Codec`), ``refine``, ``max_bytes`` and ``icc_profile``; like Pillow's other
+Saving takes ``quality`` (in [1, levels]), ``model`` (a registered name, ``"overfit"``, a weights
+file or a :class:`~nicodec.Codec`), ``refine``, ``max_bytes``, ``effort`` (model overfit: fast,
+medium, slow) and ``icc_profile``; like Pillow's other
 single-image formats it writes the current frame, and ``save_all`` is refused for an animation.
 """
 
@@ -43,7 +44,7 @@ def register_pillow(models: Iterable[Codec | str | Path] = ()) -> None:
     from . import zoo
 
     for model in models:
-        codec = model if isinstance(model, Codec) else zoo.load(model)
+        codec = model if isinstance(model, Codec) or hasattr(model, "compress") else zoo.load(model)
         if codec not in _codecs:
             _codecs.append(codec)
     Image.register_open(FORMAT, NicImageFile, _accept)
@@ -112,9 +113,12 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
         frame = frame.copy()
         frame.info["icc_profile"] = options["icc_profile"]
     try:
-        codec = model if isinstance(model, Codec) else zoo.load(model)
+        codec = model if isinstance(model, Codec) or hasattr(model, "compress") else zoo.load(model)
+        effort = {"effort": options["effort"]} if "effort" in options else {}
+        if effort and codec.name != zoo.OVERFIT:
+            raise NicodecError(f"effort applies to model overfit only, not {codec.name}")
         data = codec.compress(frame, quality=options.get("quality"), refine=options.get("refine", 0),
-                              max_bytes=options.get("max_bytes"))
+                              max_bytes=options.get("max_bytes"), **effort)
     except NicodecError as exc:
         raise PillowError(str(exc)) from None
     fp.write(data)

@@ -2,7 +2,8 @@
 
 Released weights live in ``nicodec/weights/`` and are listed in ``weights/releases.json``
 (:mod:`nicodec.releases`); a ``.nic`` file names the architecture and the weights' fingerprint,
-so :func:`decompress` finds its model alone, whichever release made it.
+so :func:`decompress` finds its model alone, whichever release made it. Model ``overfit``
+(:mod:`nicodec.overfit`) has no weights: its files carry their decoder.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from .weights import load_weights
 WEIGHTS_DIR = releases.WEIGHTS_DIR
 SAMPLE = Path(__file__).parent / "assets" / "sample.png"  # Kodak kodim23, see assets/README.md
 DEFAULT_MODEL = "meanscale"
+OVERFIT = "overfit"  # the per-image fitted codec: no weights, its own codec class
+
+
+def model_names() -> list[str]:
+    """Every name ``load`` takes without a path: the architectures, and ``overfit``."""
+    return [*ARCHITECTURES, OVERFIT]
 
 
 def shipped_weights() -> dict[str, Path]:
@@ -32,12 +39,23 @@ def shipped_weights() -> dict[str, Path]:
     return {name: r.path for name, r in found.items() if r is not None}
 
 
-def load(name: str = DEFAULT_MODEL, device: str | None = None) -> Codec:
+def load(name: str = DEFAULT_MODEL, device: str | None = None):
     """A codec from released weights (``"meanscale"``: the newest release; ``"meanscale-r1"``: as in
     release 1) or from a weights file path; ``device`` (e.g. ``"cuda"``): where its transforms run
-    (files are the same bits on any device)."""
+    (files are the same bits on any device). ``"overfit"``: the per-image fitted codec
+    (:class:`nicodec.overfit.OverfitCodec`; ``device``: where it fits)."""
+    if name == OVERFIT:
+        return _overfit(device)
     codec = _load(name)
     return codec if device is None else _on_device(codec, _device_name(device))
+
+
+def _overfit(device: str | None = None):
+    """A new OverfitCodec (cheap: nothing to load; not cached, so it reads the efforts as they are now)."""
+    from .overfit import OverfitCodec
+
+    codec = OverfitCodec()
+    return codec if device is None else codec.to(_device_name(device))
 
 
 def _device_name(device) -> str:
@@ -56,13 +74,13 @@ def _on_device(codec: Codec, device: str) -> Codec:
 def _load(name: str) -> Codec:
     name = os.fspath(name) if isinstance(name, os.PathLike) else name
     if not isinstance(name, str) or not name.strip():
-        raise NicodecError(f"model must be a name ({', '.join(ARCHITECTURES)}) or a .safetensors path, got {name!r}")
+        raise NicodecError(f"model must be a name ({', '.join(model_names())}) or a .safetensors path, got {name!r}")
     path = Path(name)
     numbered = re.fullmatch(r"([a-z]+)-r(\d+)", name)
     architecture, number = (numbered.group(1), numbered.group(2)) if numbered else (name, "")
     if architecture not in ARCHITECTURES or path.suffix == ".safetensors":
         if path.suffix != ".safetensors" and not path.exists():
-            raise NicodecError(f"unknown model {name!r}: choose from {', '.join(ARCHITECTURES)} or pass a .safetensors file")
+            raise NicodecError(f"unknown model {name!r}: choose from {', '.join(model_names())} or pass a .safetensors file")
         return _load_path(path)
     if number:
         if (release := releases.numbered(architecture, int(number))) is None:
@@ -129,7 +147,7 @@ def compress(image, quality: float | None = None, model: str = DEFAULT_MODEL, de
     return load(model, device).compress(image, quality, **options)
 
 
-def decompress(data: bytes, codec: Codec | None = None, max_pixels: int | None = limits.MAX_PIXELS,
+def decompress(data: bytes, codec=None, max_pixels: int | None = limits.MAX_PIXELS,
                device: str | None = None, fast: bool = False) -> Image.Image:
     """Decode ``.nic`` bytes; the model is found from the header unless ``codec`` is given. A file
     declaring more than ``max_pixels`` pixels is refused before anything is allocated (None: no limit).
@@ -144,8 +162,11 @@ def decompress(data: bytes, codec: Codec | None = None, max_pixels: int | None =
     return codec.decompress(data, max_pixels, fast)
 
 
-def _codec_for(model: str, weights_id: bytes) -> Codec:
-    """The codec of the released weights a file names (any release, old ones included)."""
+def _codec_for(model: str, weights_id: bytes):
+    """The codec of the released weights a file names (any release, old ones included); for
+    ``overfit`` files, the overfit decoder (the file holds its networks)."""
+    if model == OVERFIT:
+        return _overfit()
     if model not in ARCHITECTURES:
         raise NicodecError(f"file needs model {model!r}, which this nicodec does not know")
     release = releases.by_id(model, weights_id)

@@ -11,7 +11,7 @@ import argparse
 import datetime as _dt
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from nicodec.errors import NicodecError
@@ -20,8 +20,8 @@ __all__ = ["register", "cmd_eval", "cmd_bench"]
 
 SPEC_HELP = (
     "codec to run, repeatable: jpeg, jpeg444, webp, avif, hevc, jpegxl, jpeg2000, nicodec:NAME or "
-    "nicodec:PATH.safetensors (+ :refine=STEPS to encode with latent refinement), optionally with a "
-    "quality grid, e.g. webp@10,30,50 or nicodec:meanscale@1,2.5,4"
+    "nicodec:PATH.safetensors (+ :refine=STEPS to encode with latent refinement), nicodec:overfit "
+    "(+ :effort=fast|medium|slow), optionally with a quality grid, e.g. webp@10,30,50 or nicodec:meanscale@1,2.5,4"
 )
 
 
@@ -59,6 +59,7 @@ def register(subparsers) -> None:
         help="worker processes, one thread each (default min(2, CPUs))",
     )
     p.add_argument("--max-images", type=_positive_int, help="use only the first N images (sorted by name)")
+    p.add_argument("--device", help="where nicodec models encode (cpu, cuda); nicodec:overfit fits there")
     p.add_argument("--crop-image", metavar="FILE", help="image whose crops the report shows (default the first)")
     p.add_argument("--crop-size", type=_positive_int, default=192, help="side of the centred crops (default 192)")
     p.add_argument("--target-bpp", type=float, default=0.3, help="rate at which crops are compared (default 0.3)")
@@ -93,6 +94,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from nicodec.evaluation.runner import crop_path, find_images, run
 
     specs = [parse_spec(s) for s in args.codec]
+    if args.device is not None:
+        specs = [replace(s, device=args.device) if s.kind == "nicodec" else s for s in specs]
     images = find_images(args.data, args.max_images)
     anchors = load_curves(args.anchors)
     if args.target_bpp <= 0:

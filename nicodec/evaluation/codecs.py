@@ -2,8 +2,9 @@
 
 A codec is named on the command line by a *spec*: ``jpeg``, ``jpeg444``, ``webp``, ``avif``,
 ``hevc``, ``jpegxl``, ``jpeg2000``, or ``nicodec:NAME_OR_PATH`` (a registry model such as
-``meanscale`` or a ``.safetensors`` weights file), each optionally followed by ``@q1,q2,...`` to
-replace the default quality grid, e.g. ``webp@10,30,50`` or ``nicodec:meanscale@1,2,3.5,6``.
+``meanscale`` or a ``.safetensors`` weights file, or ``overfit``, the per-image fitted codec, with
+``:effort=fast|medium|slow``), each optionally followed by ``@q1,q2,...`` to replace the default
+quality grid, e.g. ``webp@10,30,50``, ``nicodec:meanscale@1,2,3.5,6`` or ``nicodec:overfit:effort=fast@2,6``.
 
 Adapters encode an HxWx3 uint8 RGB array to bytes and decode bytes back to such an array. Bytes
 are the complete file a user would store (container headers included), so bpp is honest. All
@@ -235,28 +236,43 @@ class Jpeg2000(ImageCodec):
 
 class NicodecModel(ImageCodec):
     """One of our learned models: `nicodec.load(name_or_path)`; quality is a float in [1, levels].
-    ``refine`` > 0 encodes with that many steps of latent refinement (nicodec.refinement)."""
+    ``refine`` > 0 encodes with that many steps of latent refinement (nicodec.refinement).
+    ``effort``: model overfit's fit (fast, medium, slow); ``device``: where the model's encoder
+    runs (overfit: where it fits; the point's ``enc_s`` is that fit's wall-clock time)."""
 
     knob = "nicodec quality, a float in [1, levels]"
 
-    def __init__(self, target: str, refine: int = 0):
+    def __init__(self, target: str, refine: int = 0, effort: str | None = None, device: str | None = None):
         import nicodec
 
         self._nicodec = nicodec
         self.refine = refine
-        self.model = nicodec.load(target)
+        self.model = nicodec.load(target, device)
+        overfit = target == "overfit"
+        if effort is not None and not overfit:
+            raise NicodecError(f"nicodec:{target}: effort applies to nicodec:overfit only")
+        self.effort = (effort or self.model.config.effort) if overfit else None
+        if overfit:
+            self.model.fit_config(self.effort)  # a bad effort fails here, before any point
         self.levels = int(self.model.levels)
         self.q_range = (1.0, float(self.levels))
         n = max(8, self.levels) if self.levels > 1 else 1  # every trained level once there are 8 or more
-        self.default_grid = tuple(round(1 + i * (self.levels - 1) / max(1, n - 1), 4) for i in range(n))
+        grid = getattr(self.model, "eval_grid", None)  # overfit: a few qualities (each point is a whole fit)
+        self.default_grid = grid or tuple(round(1 + i * (self.levels - 1) / max(1, n - 1), 4) for i in range(n))
         stem = Path(target).stem if target.endswith(".safetensors") else target
-        self.label = "nicodec-" + _safe(stem) + (f"-refine{refine}" if refine else "")
-        self.display = f"nicodec {stem}" + (f" (refine {refine})" if refine else "")
+        self.label = "nicodec-" + _safe(stem) + (f"-refine{refine}" if refine else "") + (f"-{self.effort}" if overfit else "")
+        self.display = f"nicodec {stem}" + (f" (refine {refine})" if refine else "") + (f" (effort {self.effort})" if overfit else "")
 
     def identity(self) -> str:
-        return f"{self.describe()}; weights {self.model.weights_id.hex()}" + (f"; refine {self.refine}" if self.refine else "")
+        text = f"{self.describe()}; weights {self.model.weights_id.hex()}" + (f"; refine {self.refine}" if self.refine else "")
+        if self.effort is not None:
+            fit = self.model.fit_config(self.effort)
+            text += f"; effort {self.effort} ({fit.iterations} iterations); {self.model.config.arch}"
+        return text
 
     def encode(self, rgb: np.ndarray, quality: float) -> bytes:
+        if self.effort is not None:
+            return bytes(self.model.compress(rgb, quality=float(quality), effort=self.effort))
         return bytes(self.model.compress(rgb, quality=float(quality), refine=self.refine))
 
     def decode(self, data: bytes) -> np.ndarray:
@@ -287,11 +303,13 @@ class CodecSpec:
     target: str = ""  # model name or weights path for kind "nicodec"
     grid: tuple[float, ...] | None = None
     refine: int = 0  # latent refinement steps for kind "nicodec"
+    effort: str | None = None  # model overfit's effort, for kind "nicodec"
+    device: str | None = None  # where a nicodec model's encoder runs (``nicodec eval --device``)
 
 
 def parse_spec(text: str) -> CodecSpec:
-    """Parse ``NAME[@q1,q2,...]`` (``nicodec:TARGET[:refine=N][@...]`` for our models); raises
-    NicodecError naming the valid codecs on a bad name."""
+    """Parse ``NAME[@q1,q2,...]`` (``nicodec:TARGET[:refine=N][:effort=E][@...]`` for our models);
+    raises NicodecError naming the valid codecs on a bad name."""
     body, grid = text.strip(), None
     if "@" in body:
         head, tail = body.rsplit("@", 1)
@@ -303,7 +321,11 @@ def parse_spec(text: str) -> CodecSpec:
             raise NicodecError(f"bad quality grid in codec spec {text!r}: expected numbers like @10,30,50")
         body = head
     if body.startswith("nicodec:"):
-        target, refine = body[len("nicodec:") :], 0
+        target, refine, effort = body[len("nicodec:") :], 0, None
+        if ":effort=" in target:
+            target, effort = target.rsplit(":effort=", 1)
+            if not effort.isalpha():
+                raise NicodecError(f"bad effort in codec spec {text!r}: expected :effort=fast, medium or slow")
         if ":refine=" in target:
             target, steps = target.rsplit(":refine=", 1)
             if not steps.isdigit():
@@ -311,7 +333,7 @@ def parse_spec(text: str) -> CodecSpec:
             refine = int(steps)
         if not target:
             raise NicodecError("codec spec 'nicodec:' needs a model name or a .safetensors path")
-        return CodecSpec(text, "nicodec", target, grid, refine)
+        return CodecSpec(text, "nicodec", target, grid, refine, effort)
     if body.lower() in CLASSICAL:
         return CodecSpec(text, body.lower(), "", grid)
     names = ", ".join(list(CLASSICAL) + ["nicodec:NAME", "nicodec:PATH.safetensors"])
@@ -325,7 +347,7 @@ def build_codec(spec: CodecSpec) -> ImageCodec:
     """The adapter for `spec`. Classical adapters are built once per process; models come from
     `nicodec.load`, which caches weights per file version (a rewritten file is read again)."""
     if spec.kind == "nicodec":
-        codec: ImageCodec = NicodecModel(spec.target, spec.refine)
+        codec: ImageCodec = NicodecModel(spec.target, spec.refine, spec.effort, spec.device)
     else:
         key = CodecSpec(spec.text, spec.kind, spec.target, None)
         if key not in _CACHE:

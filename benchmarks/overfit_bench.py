@@ -1,0 +1,332 @@
+"""The overfit codec on Kodak: rate–distortion, encode and decode time, MAC/pixel (resumable).
+
+    python benchmarks/overfit_bench.py rd --images 1-4 --qualities 2,4,6,8 --effort medium
+    python benchmarks/overfit_bench.py summary --effort medium            # BD-rates of what is there
+    python benchmarks/overfit_bench.py speed --threads 2 --file results/overfit/kodim01-q6-medium.nic
+    python benchmarks/overfit_bench.py curve --images 1-24 --qualities 2,4,6,8 --device cuda   # batched, on a GPU
+    python benchmarks/overfit_bench.py large --iterations 3     # peak memory of a 12 MP photo, encode and decode
+
+``rd`` encodes each (image, quality) with the given effort, one point at a time, appending a JSON
+line per point to ``results/overfit/points.jsonl`` (bytes, bpp from the file, PSNR-RGB, encode
+and decode seconds, MAC/pixel, parameter and latent bits) and keeping the ``.nic`` file; a point
+already there is skipped, so an interrupted run goes on where it stopped.
+
+``curve`` encodes every missing (image, quality) in one ``encode_many`` call (all sets fitted
+together on the device, batches bounded by ``--batch-pixels``), then decodes and measures each on
+the CPU; ``encode_s`` is then the batch's seconds divided by its points (the throughput).
+
+``summary`` averages the points of the images every quality has (CompressAI's convention: mean
+bpp, mean PSNR) and gives BD-rates on exactly those images against Cool-chic 5.0 and 4.2 (their
+per-image published points), HEVC measured here (``nicodec eval --codec hevc`` on the same
+images, run by this script when its points are missing) and, for reference, against the VTM curve
+of all 24 images (a subset's BD-rate against an all-image curve is only indicative).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from nicodec.evaluation.bdrate import bd_rate
+from nicodec.metrics import psnr
+from nicodec.overfit import FitConfig, OverfitCodec, encode_many
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = next((p / "shared" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared").exists()), ROOT.parent / "shared")  # ../shared, or ../../shared from a worktree
+KODAK = SHARED / "data" / "kodak"
+ANCHORS = SHARED / "anchors" / "kodak"
+OUT = ROOT / "results" / "overfit"
+
+
+def image_names(spec: str) -> list[str]:
+    """'1-4,7' → kodim01 … kodim04, kodim07."""
+    names = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        names += [f"kodim{i:02d}" for i in range(int(lo), int(hi or lo) + 1)]
+    return names
+
+
+def read_points(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def rd(args) -> None:
+    torch.set_num_threads(args.threads)
+    OUT.mkdir(parents=True, exist_ok=True)
+    points = OUT / "points.jsonl"
+    done = {(p["image"], p["quality"], p["effort"]) for p in read_points(points)}
+    codec = OverfitCodec()
+    for name in image_names(args.images):
+        rgb = np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB"))
+        for q in [float(v) for v in args.qualities.split(",")]:
+            if (name, q, args.effort) in done:
+                continue
+            start, cpu = time.perf_counter(), time.process_time()
+            data = codec.compress(rgb, quality=q, effort=args.effort, device=args.device, progress=args.progress)
+            _record(points, codec, name, q, args, rgb, data, time.perf_counter() - start, time.process_time() - cpu)
+
+
+def curve(args) -> None:
+    torch.set_num_threads(args.threads)
+    OUT.mkdir(parents=True, exist_ok=True)
+    points = OUT / "points.jsonl"
+    done = {(p["image"], p["quality"], p["effort"]) for p in read_points(points)}
+    todo = [(name, float(q)) for name in image_names(args.images) for q in args.qualities.split(",")
+            if (name, float(q), args.effort) not in done]
+    if not todo:
+        return
+    images = {name: np.asarray(Image.open(KODAK / f"{name}.png").convert("RGB")) for name, _ in todo}
+    effort = args.effort if args.iterations is None else FitConfig(iterations=args.iterations)
+    start = time.perf_counter()
+    coded = encode_many([(images[name], q) for name, q in todo], effort=effort, device=args.device,
+                        progress=args.progress, batch_pixels=args.batch_pixels)
+    per_point = (time.perf_counter() - start) / len(todo)
+    print(f"{len(todo)} points in {per_point * len(todo):.0f} s on {args.device}: {per_point:.1f} s per point", flush=True)
+    codec = OverfitCodec()
+    for (name, q), (data, _) in zip(todo, coded):
+        _record(points, codec, name, q, args, images[name], data, per_point)
+
+
+def _record(points: Path, codec: OverfitCodec, name: str, q: float, args, rgb: np.ndarray, data: bytes, encode_s: float,
+            encode_cpu_s: float | None = None) -> None:
+    """One point: ``encode_s`` wall-clock, ``encode_cpu_s`` this process's CPU seconds (on a shared
+    machine, what an idle core would have taken)."""
+    start = time.perf_counter()
+    decoded = codec.decompress(data)
+    decode_s = time.perf_counter() - start
+    info = codec.describe(data)
+    (OUT / f"{name}-q{q:g}-{args.effort}.nic").write_bytes(data)
+    row = dict(image=name, quality=q, effort=args.effort, bytes=len(data), bpp=8 * len(data) / rgb.shape[0] / rgb.shape[1],
+               psnr=psnr(np.asarray(decoded.convert("RGB")), rgb), encode_s=round(encode_s, 2),
+               encode_cpu_s=None if encode_cpu_s is None else round(encode_cpu_s, 2),
+               decode_s=round(decode_s, 3), threads=args.threads, device=args.device,
+               mac_per_pixel=info["mac_per_pixel"], parameter_bits=info["parameter_bits"],
+               latent_bits=info["latent_bits"], machine=platform.processor() or platform.machine(),
+               date=time.strftime("%Y-%m-%d"))
+    with points.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)
+
+
+def _mean_curve(rows: list[dict], key_rate: str = "bpp", key_dist: str = "psnr") -> tuple[list[float], list[float]]:
+    by_q: dict[float, list[dict]] = {}
+    for r in rows:
+        by_q.setdefault(r["quality"], []).append(r)
+    qs = sorted(by_q)
+    return [statistics.fmean(r[key_rate] for r in by_q[q]) for q in qs], [statistics.fmean(r[key_dist] for r in by_q[q]) for q in qs]
+
+
+def _coolchic(version: str, images: list[str]) -> tuple[list[float], list[float]]:
+    lines = (ANCHORS / "other" / f"coolchic-v{version}-kodak.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    rows = [dict(zip(header, line.split("\t"))) for line in lines[1:] if line.strip()]
+    picked = [dict(quality=float(r["lmbda"]), bpp=float(r["rate_bpp"]), psnr=float(r["psnr_db"]))
+              for r in rows if r["seq_name"] in images]
+    rate, dist = _mean_curve(picked)
+    return rate[::-1], dist[::-1]
+
+
+def _hevc(images: list[str]) -> tuple[list[float], list[float]]:
+    """HEVC (x265 via HEIF) on these images, measured here with nicodec eval (cached)."""
+    folder = OUT / "hevc"
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    for name in images:
+        if not (data / f"{name}.png").exists():
+            (data / f"{name}.png").symlink_to(KODAK / f"{name}.png")
+    subprocess.run([sys.executable, "-m", "nicodec", "eval", "--data", str(data), "--codec", "hevc", "--out", str(folder),
+                    "--jobs", "1"], check=True, capture_output=True)
+    rows = [line.split(",") for line in (folder / "per_image.csv").read_text().splitlines()]
+    header, rows = rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+    picked = [dict(quality=float(r["quality"]), bpp=float(r["bpp"]), psnr=float(r["psnr"])) for r in rows
+              if Path(r["image"]).stem in images]
+    return _mean_curve(picked)
+
+
+def summary(args) -> None:
+    rows = [r for r in read_points(OUT / "points.jsonl") if r["effort"] == args.effort]
+    qualities = sorted({r["quality"] for r in rows})
+    images = sorted({r["image"] for r in rows})
+    complete = [i for i in images if all(any(r["image"] == i and r["quality"] == q for r in rows) for q in qualities)]
+    rows = [r for r in rows if r["image"] in complete]
+    rate, dist = _mean_curve(rows)
+    print(f"effort {args.effort}: {len(complete)} images ({', '.join(complete)}), qualities {qualities}")
+    for q, b, p in zip(qualities, rate, dist):
+        sel = [r for r in rows if r["quality"] == q]
+        print(f"  q {q:g}: {b:.4f} bpp, {p:.3f} dB, encode {statistics.fmean(r['encode_s'] for r in sel):.0f} s, "
+              f"decode {statistics.fmean(r['decode_s'] for r in sel):.3f} s")
+    vtm = json.loads((ANCHORS / "vtm.json").read_text())["results"]
+    anchors = {"Cool-chic 5.0 (same images)": _coolchic("5.0", complete),
+               "Cool-chic 4.2 (same images)": _coolchic("4.2", complete),
+               "HEVC measured here (same images)": _hevc(complete),
+               "VTM (all 24 images)": (vtm["bpp"], vtm["psnr-rgb"])}
+    for label, (ar, ad) in anchors.items():
+        try:
+            print(f"  BD-rate vs {label}: {bd_rate(ar, ad, rate, dist):+.1f} %")
+        except Exception as exc:  # too few points or no overlap
+            print(f"  BD-rate vs {label}: n/a ({exc})")
+
+
+def speed(args) -> None:
+    """Median decode seconds of a file, and encode seconds per effort on one image."""
+    torch.set_num_threads(args.threads)
+    codec = OverfitCodec()
+    if args.file:
+        data = Path(args.file).read_bytes()
+        codec.decompress(data)
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            codec.decompress(data)
+            times.append(time.perf_counter() - start)
+        print(f"decode {args.file}: median {statistics.median(times) * 1000:.0f} ms over {args.repeats} "
+              f"({args.threads} threads); {codec.describe(data)['mac_per_pixel']:.0f} MAC/pixel")
+        _decode_parts(codec, data, args.repeats)
+    for effort in args.efforts.split(",") if args.efforts else []:
+        rgb = np.asarray(Image.open(KODAK / f"{args.image}.png").convert("RGB"))
+        start = time.perf_counter()
+        codec.compress(rgb, quality=6, effort=effort, device=args.device)
+        print(f"encode {args.image} q6 effort {effort}: {time.perf_counter() - start:.0f} s ({args.threads} threads, {args.device})")
+
+
+def _decode_parts(codec: OverfitCodec, data: bytes, repeats: int) -> None:
+    """Median wall-clock and CPU (this process) milliseconds of the decoder's parts: the whole
+    decode, the latents (integer ARM + rANS, compiled), the synthesis (upsampling + networks).
+    On a shared machine the CPU time is the fairer number (what an idle core would take)."""
+    from nicodec.overfit import codec as oc, raster
+
+    parts: dict[str, list[tuple[float, float]]] = {"whole decode": [], "latents (ARM + rANS)": [], "synthesis": []}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            w, c = time.perf_counter(), time.process_time()
+            out = fn(*a, **k)
+            parts[name].append((time.perf_counter() - w, time.process_time() - c))
+            return out
+        return wrapper
+
+    latents, synthesis = raster.Reader.latents, oc._synthesis
+    raster.Reader.latents, oc._synthesis = timed("latents (ARM + rANS)", latents), timed("synthesis", synthesis)
+    try:
+        decode = timed("whole decode", codec.decompress)
+        for _ in range(repeats):
+            decode(data)
+    finally:
+        raster.Reader.latents, oc._synthesis = latents, synthesis
+    for name, values in parts.items():
+        print(f"  {name}: wall {statistics.median(v[0] for v in values) * 1000:.0f} ms, "
+              f"CPU {statistics.median(v[1] for v in values) * 1000:.0f} ms (median of {len(values)})")
+
+
+def iteration(args) -> None:
+    """CPU seconds per fitting iteration on a Kodak image (fit for 2 and for 2 + N iterations, the
+    difference over N): on a shared machine the fair measure of encode time (× the effort's iterations)."""
+    from nicodec.overfit.fit import fit
+
+    torch.set_num_threads(args.threads)
+    rgb = np.asarray(Image.open(KODAK / f"{args.image}.png").convert("RGB"))
+    x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255
+    codec = OverfitCodec()
+    cpu = {}
+    for n in (2, 2 + args.iterations):
+        start = time.process_time()
+        fit(x, torch.tensor([0.013]), codec.config.arch, FitConfig(iterations=n))
+        cpu[n] = time.process_time() - start
+    per = (cpu[2 + args.iterations] - cpu[2]) / args.iterations
+    start = time.process_time()
+    codec.compress(rgb, quality=6, effort=FitConfig(iterations=2))
+    whole = time.process_time() - start
+    print(f"{args.image}: {per:.3f} s CPU per iteration ({args.threads} threads); a whole 2-iteration encode {whole:.1f} s CPU")
+    for name, config in codec.config.efforts.items():
+        print(f"  effort {name}: {config.iterations} iterations ≈ {(whole + per * (config.iterations - 2)) / 60:.1f} min of CPU")
+
+
+_LARGE = """
+import resource, sys, time, numpy as np, torch
+from PIL import Image
+from nicodec.overfit import FitConfig, OverfitCodec
+torch.set_num_threads({threads})
+codec, start = OverfitCodec(), time.perf_counter()
+if "{step}" == "encode":
+    rgb = np.asarray(Image.open("{image}").convert("RGB").resize((4032, 3024), Image.BICUBIC))
+    open("{file}", "wb").write(codec.compress(rgb, quality=6, effort=FitConfig(iterations={iterations})))
+else:
+    codec.decompress(open("{file}", "rb").read())
+print("{step}", round(time.perf_counter() - start, 1), "s, peak", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, "MB")
+"""
+
+
+def large(args) -> None:
+    """Peak resident memory (each step in its own process) for a 4032 × 3024 photo (kodim01 resized)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    file = OUT / "large-12mp.nic"
+    for step in ("encode", "decode"):
+        code = _LARGE.format(threads=args.threads, step=step, image=KODAK / "kodim01.png", file=file, iterations=args.iterations)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        print(out.stdout.strip(), f"({args.iterations} iterations per tile, {args.threads} threads)" if step == "encode" else "")
+
+
+def main() -> None:
+    global OUT
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(OUT), help="results folder (points.jsonl and the files)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("rd")
+    p.add_argument("--images", default="1-4")
+    p.add_argument("--qualities", default="2,4,6,8")
+    p.add_argument("--effort", default="medium")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--progress", action="store_true")
+    p.set_defaults(run=rd)
+    p = sub.add_parser("curve")
+    p.add_argument("--images", default="1-24")
+    p.add_argument("--qualities", default="2,4,6,8")
+    p.add_argument("--effort", default="medium")
+    p.add_argument("--iterations", type=int, help="override the effort's iterations (a quick check)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--batch-pixels", type=int, default=None)
+    p.add_argument("--progress", action="store_true")
+    p.set_defaults(run=curve)
+    p = sub.add_parser("large")
+    p.add_argument("--iterations", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(run=large)
+    p = sub.add_parser("iteration")
+    p.add_argument("--image", default="kodim01")
+    p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(run=iteration)
+
+    p = sub.add_parser("summary")
+    p.add_argument("--effort", default="medium")
+    p.set_defaults(run=summary)
+    p = sub.add_parser("speed")
+    p.add_argument("--file")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--efforts", default="")
+    p.add_argument("--image", default="kodim01")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(run=speed)
+    args = parser.parse_args()
+    OUT = Path(args.out)
+    if not KODAK.exists():
+        sys.exit(f"needs the Kodak images in {KODAK}")
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

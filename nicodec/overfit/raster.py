@@ -1,0 +1,259 @@
+"""Raster-order latent coding: the integer ARM and an rANS coder, compiled with numba.
+
+In raster order every element sees its 16 causal neighbours (and the coarser grid), which costs
+~9 % less latent rate than the best parallel order we measured (docs/overfit.md), but each
+element's table depends on the one decoded just before: decoding is a loop per element, so it
+runs compiled (numba; constriction cannot be called from compiled code, hence our own coder).
+
+The coder is rANS (Duda 2013; "rans64" layout): a 63-bit state, 32-bit words, probabilities
+in 1/2^PROB_BITS. The encoder runs over the symbols backwards, so the decoder reads them forwards.
+Tables are the exact float64 pmfs of :mod:`.tables`, turned into integer frequencies by
+:func:`frequencies` with correctly rounded operations only, so both sides build the same tables.
+
+The ARM here is the same integer arithmetic as :func:`.coding.arm_integer` (int64 instead of
+integer-valued float64: the same numbers), one element at a time; tests check they agree.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numba
+import numpy as np
+
+from ..errors import CorruptFileError
+from . import context, tables
+from .coding import arm_integer
+from .tables import ACT_BITS, ACT_MAX, PROB_BITS
+
+_LOW = 1 << 31  # the state stays in [2^31, 2^63)
+_CAUSAL = np.array(context.SCHEMES["raster"][0].offsets, dtype=np.int64)  # (16, 2)
+
+
+def frequencies(pmfs: np.ndarray) -> np.ndarray:
+    """Integer frequencies ≥ 1 summing to 2^PROB_BITS per row of float64 pmfs, the same everywhere:
+    f = ⌊p / Σp · (2^PROB_BITS − n)⌋ + 1 (Σ correctly rounded: math.fsum), the rest to the mode."""
+    n = pmfs.shape[1]
+    totals = np.array([math.fsum(row) for row in pmfs.tolist()])
+    f = np.floor(pmfs / totals[:, None] * float((1 << PROB_BITS) - n)).astype(np.int64) + 1
+    rows = np.arange(len(f))
+    f[rows, np.argmax(f, axis=1)] += (1 << PROB_BITS) - f.sum(axis=1)  # integer sums: exact
+    return f
+
+
+@lru_cache(maxsize=1)
+def cumulative() -> np.ndarray:
+    """(TABLES, SPAN + 1) cumulative frequencies of every latent table (built once per process)."""
+    cum = np.zeros((tables.TABLES, tables.SPAN + 1), dtype=np.int64)
+    cum[:, 1:] = np.cumsum(frequencies(tables.latent_pmfs()), axis=1)
+    return cum
+
+
+def bits(cum: np.ndarray, table: np.ndarray, symbol: np.ndarray) -> float:
+    """Information content of the symbols under the integer tables (what the coder spends)."""
+    f = cum[table, symbol + 1] - cum[table, symbol]
+    return float(PROB_BITS * len(f) - np.log2(f.astype(np.float64)).sum())
+
+
+@numba.njit(cache=True)
+def _encode(table: np.ndarray, symbol: np.ndarray, cum: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    out = np.empty(2 * len(table) + 4, dtype=np.uint32)
+    n = 0
+    x = np.int64(_LOW)
+    for i in range(len(table) - 1, -1, -1):
+        t, s = table[i], symbol[i]
+        start = cum[t, s]
+        freq = cum[t, s + 1] - start
+        x_max = ((_LOW >> PROB_BITS) << 32) * freq
+        if x >= x_max:
+            out[n] = np.uint32(x & 0xFFFFFFFF)
+            n += 1
+            x >>= 32
+        x = ((x // freq) << PROB_BITS) + (x % freq) + start
+    out[n] = np.uint32(x & 0xFFFFFFFF)
+    out[n + 1] = np.uint32(x >> 32)
+    return out[: n + 2][::-1].copy()
+
+
+def encode(table: np.ndarray, symbol: np.ndarray) -> bytes:
+    """rANS-code ``symbol`` (indices into the SPAN-entry tables), each with its ``table``."""
+    words = _encode(np.ascontiguousarray(table, np.int64), np.ascontiguousarray(symbol, np.int64), cumulative())
+    return words.astype("<u4").tobytes()
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _decode_grid(words, pos, x, grid, coarse, has_coarse, w0, b0, w1s, b1s, wo, bo, shift, cum, tables_out, t_pos,
+                 act_bits, act_max, mean_steps, bound, scales, log2_min, span, causal):  # pragma: no cover - compiled
+    """Decode one grid in raster order; returns the reader's (pos, x, t_pos, bits spent) or pos = −1
+    on damage.
+
+    The ARM's sums are exact: the first layer in int32 (|Σ| < 2^26, module coding's bound), the
+    others in float64 holding integers (|Σ| < 2^42 < 2^53), each written as a loop over the
+    output units (vectorisable without reordering any sum); zero inputs are skipped, and an
+    all-zero context (most of a fine grid at low rates) reuses the table it gave the first time."""
+    spent = 0.0
+    h, w = grid.shape[0] - 3, grid.shape[1] - 6  # grid: padded by 3 above, left and right
+    k_in, width = w0.shape
+    layers = w1s.shape[0] + 1
+    ctx = np.zeros(k_in, dtype=np.int32)
+    acc0 = np.zeros(width, dtype=np.int32)
+    hid = np.zeros(width, dtype=np.float64)
+    acc = np.zeros(width, dtype=np.float64)
+    first = shift - act_bits
+    half0 = (1 << (first - 1)) if first > 0 else 0
+    down = 2.0 ** -shift
+    half = 2.0 ** (shift - 1)
+    unit = 1 << (act_bits - 3)
+    low = log2_min * (1 << act_bits)
+    mask = (1 << PROB_BITS) - 1
+    n_words = len(words)
+    zero_mi, zero_t = 0, -1
+    for r in range(h):
+        for c in range(w):
+            for j in range(16):
+                ctx[j] = grid[r + 3 + causal[j, 0], c + 3 + causal[j, 1]]
+            if has_coarse:  # coarse: padded by 1 all round
+                pr, pc = r // 2 + 1, c // 2 + 1
+                sr = -1 if r % 2 == 0 else 1
+                sc = -1 if c % 2 == 0 else 1
+                j = 16
+                for a in (1, 0, -1):
+                    for b in (1, 0, -1):
+                        ctx[j] = coarse[pr + sr * a, pc + sc * b]
+                        j += 1
+            quiet = True  # every input zero: the ARM's answer is the same each time (cached)
+            for j in range(k_in):
+                if ctx[j] != 0:
+                    quiet = False
+                    break
+            if quiet and zero_t >= 0:
+                mi, t = zero_mi, zero_t
+            else:
+                for u in range(width):
+                    acc0[u] = b0[u]
+                for j in range(k_in):
+                    v = ctx[j]
+                    if v != 0:
+                        for u in range(width):
+                            acc0[u] += v * w0[j, u]
+                for u in range(width):
+                    a0 = np.int64(acc0[u])
+                    a0 = (a0 + half0) >> first if first > 0 else a0 << (-first)
+                    hid[u] = min(max(a0, 0), act_max)
+                for layer in range(layers - 1):
+                    for u in range(width):
+                        acc[u] = b1s[layer, u] * (1 << act_bits) + half
+                    for j in range(width):
+                        v = hid[j]
+                        if v != 0.0:
+                            for u in range(width):
+                                acc[u] += v * w1s[layer, j, u]
+                    for u in range(width):
+                        hid[u] = min(max(np.floor(acc[u] * down), 0.0), act_max)
+                m = bo[0] * (1 << act_bits) + half
+                ls = bo[1] * (1 << act_bits) + half
+                for j in range(width):
+                    v = hid[j]
+                    if v != 0.0:
+                        m += v * wo[j, 0]
+                        ls += v * wo[j, 1]
+                mi = np.int64(np.floor(m * down))
+                li = np.int64(np.floor(ls * down))
+                mi = min(max((mi + unit // 2) >> (act_bits - 3), -mean_steps * bound), mean_steps * bound - 1)
+                si = min(max((li - low + unit // 2) >> (act_bits - 3), 0), scales - 1)
+                t = si * mean_steps + (mi & (mean_steps - 1))
+                if quiet:
+                    zero_mi, zero_t = mi, t
+            tables_out[t_pos] = t
+            t_pos += 1
+            v = x & mask
+            lo, hi = 0, span  # the symbol: cum[t, lo] <= v < cum[t, lo + 1]
+            while hi - lo > 1:
+                mid = (lo + hi) >> 1
+                if cum[t, mid] <= v:
+                    lo = mid
+                else:
+                    hi = mid
+            start = cum[t, lo]
+            freq = cum[t, lo + 1] - start
+            spent += PROB_BITS - np.log2(np.float64(freq))
+            x = freq * (x >> PROB_BITS) + v - start
+            if x < (1 << 31):
+                if pos >= n_words:
+                    return -1, x, t_pos, spent
+                x = (x << 32) | np.int64(words[pos])
+                pos += 1
+            value = lo + mi // mean_steps + (-2 * bound + 1)
+            if value < -bound or value > bound:
+                return -1, x, t_pos, spent
+            grid[r + 3, c + 3] = value
+    return pos, x, t_pos, spent
+
+
+def _weights(w: dict, layers: int) -> tuple:
+    """The integer ARM weights in the compiled loop's layout: the first layer int32, the others
+    float64 (integers either way; see _decode_grid for why those types)."""
+    f = {k: np.ascontiguousarray(np.asarray(v, dtype=np.float64)) for k, v in w.items()}
+    width = f["w0"].shape[1]
+    w1s = np.stack([f[f"w{i}"] for i in range(1, layers)]) if layers > 1 else np.zeros((0, width, width))
+    b1s = np.stack([f[f"b{i}"] for i in range(1, layers)]) if layers > 1 else np.zeros((0, width))
+    return f["w0"].astype(np.int32), f["b0"][0].astype(np.int32), w1s, b1s, f["w_out"], f["b_out"]
+
+
+class Reader:
+    """Decodes the latents of one tile after another from one rANS stream."""
+
+    def __init__(self, data: bytes):
+        if len(data) % 4 or len(data) < 8:
+            raise CorruptFileError("corrupt .nic file (latent stream)")
+        self.words = np.frombuffer(data, dtype="<u4").astype(np.int64)
+        self.x = (int(self.words[0]) << 32) | int(self.words[1])
+        self.pos = 2
+        self.tables: list[np.ndarray] = []
+        self.bits = 0.0  # information content of what was decoded
+
+    def latents(self, w: dict, shift: int, layers: int, sizes: list[tuple[int, int]], coarse_context: bool) -> list[np.ndarray]:
+        """The integer latents of a tile (finest first); its tables are kept for the CRC."""
+        weights = _weights(w, layers)
+        table = np.empty(sum(h * wd for h, wd in sizes), np.int64)
+        padded = [np.zeros((h + 3, w + 6), np.int64) for h, w in sizes]  # zeros: what lies outside
+        cum, t_pos = cumulative(), 0
+        for k in range(len(sizes) - 1, -1, -1):
+            coarse = np.pad(padded[k + 1][3:, 3:-3], 1) if k + 1 < len(sizes) else np.zeros((1, 1), np.int64)
+            self.pos, self.x, t_pos, spent = _decode_grid(
+                self.words, self.pos, self.x, padded[k], coarse, coarse_context and k + 1 < len(sizes), *weights, shift,
+                cum, table, t_pos, ACT_BITS, ACT_MAX, tables.MEAN_STEPS, tables.LATENT_BOUND, tables.SCALES,
+                tables.LOG2_SCALE_MIN, tables.SPAN, _CAUSAL)
+            if self.pos < 0:
+                raise CorruptFileError("corrupt .nic file (latent stream)")
+            self.bits += spent
+        self.tables.append(table)
+        return [p[3:, 3:-3].copy() for p in padded]
+
+    def finish(self) -> None:
+        """rANS ends in the state it started from, with every word read: anything else is damage."""
+        if self.x != _LOW or self.pos != len(self.words):
+            raise CorruptFileError("corrupt .nic file (the latent stream does not end where it should)")
+
+
+def tables_and_symbols(w: dict, shift: int, layers: int, latents: list, coarse_context: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every element's table and symbol in decoding order (grids coarsest first, raster order),
+    from whole known grids: the vectorised integer ARM (:func:`.coding.arm_integer`)."""
+    import torch
+
+    grids = [torch.as_tensor(np.asarray(y), dtype=torch.float64)[None, None] for y in latents]
+    wt = {k: torch.as_tensor(np.asarray(v), dtype=torch.float64) for k, v in w.items()}
+    all_tables, all_symbols = [], []
+    for k in range(len(grids) - 1, -1, -1):
+        coarse = grids[k + 1] if k + 1 < len(grids) else None
+        x, where = context.gather(grids[k], coarse, "raster", 0, coarse_context)
+        mean, scale = arm_integer(wt, shift, x[0], 0, layers)
+        values = context.values_at(grids[k], where)[0].long()
+        table = torch.zeros_like(grids[k][0, 0], dtype=torch.int64)[None, None]
+        symbol = torch.zeros_like(table)
+        context.scatter(table, where, tables.table_index(mean, scale)[None])
+        context.scatter(symbol, where, (values - torch.div(mean, tables.MEAN_STEPS, rounding_mode="floor") + 2 * tables.LATENT_BOUND - 1)[None])
+        all_tables.append(table.reshape(-1).numpy())
+        all_symbols.append(symbol.reshape(-1).numpy())
+    return np.concatenate(all_tables), np.concatenate(all_symbols)
