@@ -193,7 +193,7 @@ def test_a_checkpoint_of_the_first_version_resumes(source, data, tmp_path):
 def test_the_channelctx_target_starts_as_its_source_and_exports_a_calibrated_codec(source, data, tmp_path):
     meanscale = nicodec.load(source).model
     model = transfer_model(meanscale, "channelctx")
-    x = torch.from_numpy(np.asarray(Image.open(f"{data}/0.png"))).permute(2, 0, 1)[None, :, :64].float() / 255
+    x = torch.from_numpy(np.array(Image.open(f"{data}/0.png"))).permute(2, 0, 1)[None, :, :64].float() / 255
     y = meanscale.analyze(x)
     for quality in (1.0, 2.0):  # one image at a time: the groups then draw the same noise as y does in one piece
         rates = [rate_bpp(m, y, torch.tensor([quality]), torch.Generator().manual_seed(0)) for m in (meanscale, model)]
