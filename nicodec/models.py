@@ -390,8 +390,9 @@ def channel_groups(M: int) -> tuple[tuple[int, int], ...]:
 
 
 class ChannelContextHyperprior(MeanScaleHyperprior):
-    """Mean-scale hyperprior with channel-wise autoregression (Minnen & Singh 2020, ICIP), with
-    ELIC's uneven channel groups (He et al. 2022; no spatial context inside a group).
+    """Minnen & Singh 2020: y coded in channel groups, each conditioned on the hyperprior and the groups before.
+
+    ELIC's uneven channel groups (He et al. 2022); no spatial context inside a group.
 
     y is coded in groups one after another (``y.0``, ``y.1``, ...). Group 0 uses the mean and scale
     the hyper-synthesis predicts, as meanscale does; each later group k has a small network
