@@ -316,6 +316,11 @@ def run(limit_mb: int) -> dict:
 
     images[0].info["icc_profile"] = icc_profile()
     valid = [(codec, codec.compress(image, quality=1 + 0.5 * i)) for codec in codecs.values() for i, image in enumerate(images)]
+    from nicodec.overfit import FitConfig, OverfitCodec  # files that carry their own decoder (a few fitting steps)
+
+    overfit = OverfitCodec()
+    valid += [(overfit, overfit.compress(image, quality=3 + 2 * i, effort=FitConfig(iterations=4))) for i, image in enumerate(images[:2])]
+    overfit.decompress(valid[-1][1])  # its compiled decoding loop, before the memory limit
     folder = Path(tempfile.mkdtemp(prefix="nicodec-fuzz-"))
     try:
         weights = list(weights_cases(folder, rng))

@@ -1,4 +1,4 @@
-"""The fuzz corpus (tests/fuzz_corpus.py): over a thousand damaged .nic and weights files, decoded
+"""The fuzz corpus (tests/fuzz_corpus.py): over a thousand damaged .nic files (amortized and overfit) and weights files, decoded
 under a memory limit, give only nicodec's own errors, and nothing allocates more than it should."""
 
 from __future__ import annotations
