@@ -29,6 +29,38 @@ def sample_image():
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread for the test, restored after (training sets its own count; tiny tensors
+    gain nothing from a second thread). Modules opt in with ``pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def decodes_across_threads():
+    """check(codec, image, quality) -> the file: encoded with 2 threads, decoded with 1, it must be
+    a version-3 file whose decoder reads exactly the encoder's latents (same tables, same CRC)."""
+
+    def check(codec: nicodec.Codec, image, quality: float) -> bytes:
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(2)
+            data, encoded = codec.encode(image, quality=quality)
+            torch.set_num_threads(1)
+            decoded = codec.decode(data)
+        finally:
+            torch.set_num_threads(threads)
+        assert data[4] == 3 and decoded.coded.param_crc == encoded.param_crc
+        for key, latent in encoded.latents.items():
+            assert torch.equal(decoded.coded.latents[key], latent), key
+        return data
+
+    return check
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 

@@ -134,20 +134,9 @@ def test_calibration_ranges_cover_the_inputs(hyper_model):
 
 
 @pytest.mark.parametrize("name", ["factorized", "hyperprior", "meanscale"])
-def test_version_3_files_decode_to_the_encoders_latents_whatever_the_thread_count(name, sample_image):
+def test_version_3_files_decode_to_the_encoders_latents_whatever_the_thread_count(name, sample_image, decodes_across_threads):
     codec = nicodec.create(name, N=8, M=12, levels=3, seed=2)
-    image = sample_image.crop((100, 100, 230, 180))
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        data, encoded = codec.encode(image, quality=2.2)
-        torch.set_num_threads(1)
-        decoded = codec.decode(data)
-    finally:
-        torch.set_num_threads(threads)
-    assert data[4] == 3 and decoded.coded.param_crc == encoded.param_crc
-    for key, latent in encoded.latents.items():
-        assert torch.equal(decoded.coded.latents[key], latent), key
+    decodes_across_threads(codec, sample_image.crop((100, 100, 230, 180)), 2.2)
 
 
 def test_an_unknown_or_missing_device_is_a_one_line_error():

@@ -29,15 +29,8 @@ from nicodec.training.train import _autocast_transforms, load_checkpoint, ms_ssi
 
 SAMPLE = Path(nicodec.__file__).parent / "assets" / "sample.png"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-pytestmark = pytest.mark.filterwarnings("ignore:.*were padded:UserWarning")  # the photos fixture's small image
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.filterwarnings("ignore:.*were padded:UserWarning"),  # the photos fixture's small image
+              pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")
