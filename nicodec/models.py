@@ -312,19 +312,22 @@ class ScaleHyperprior(CompressionModel):
     def code(self, coder, quality, y, size):
         exact = exact_coding(coder)
         gain = self.y_gain.exact(quality) if exact else self.y_gain(quality)
-        z_gain = self.z_gain.exact(quality) if exact else self.z_gain(quality)
         y_gained = None if y is None else y * gain
+        hyper = self._hyper_prediction(coder, quality, y_gained, size, exact)
+        return coder("y", self.y_model, y_gained, self._gaussian(hyper, gain), size)
+
+    def _hyper_prediction(self, coder, quality, y_gained: Tensor | None, size, exact: bool) -> Tensor:
+        """z = h_a(y) when encoding, ẑ through ``coder``, then h_s(ẑ): what y's densities are made of."""
+        z_gain = self.z_gain.exact(quality) if exact else self.z_gain(quality)
         z = None
-        if y is not None:
+        if y_gained is not None:
             hyper_input = self._hyper_input(y_gained).to(self.z_gain.log_gain.dtype)
             z = self._transform("h_a", hyper_input, Fraction(1, 4), 16).to(z_gain.dtype) * z_gain
         b, _, h, w = size
         z_hat = coder("z", self.z_model, z, z_gain, (b, self.config.N, h // 4, w // 4))
         if exact:  # the integer copy of h_s: the same scales and means on every machine
-            hyper = tiled(lambda t: self.h_s_int(t, divisor=z_gain), z_hat, 4, TILE // 64, HALOS["h_s"])
-        else:
-            hyper = self._transform("h_s", z_hat / z_gain, 4, 64)
-        return coder("y", self.y_model, y_gained, self._gaussian(hyper, gain), size)
+            return tiled(lambda t: self.h_s_int(t, divisor=z_gain), z_hat, 4, TILE // 64, HALOS["h_s"])
+        return self._transform("h_s", z_hat / z_gain, 4, 64)
 
     @torch.no_grad()
     def hyper_synthesis_inputs(self, x: Tensor, qualities: list[float]) -> list[Tensor]:
@@ -434,18 +437,8 @@ class ChannelContextHyperprior(MeanScaleHyperprior):
     def code(self, coder, quality, y, size):
         exact = exact_coding(coder)
         gain = self.y_gain.exact(quality) if exact else self.y_gain(quality)
-        z_gain = self.z_gain.exact(quality) if exact else self.z_gain(quality)
         y_gained = offer(coder, "y", None if y is None else y * gain)
-        z = None
-        if y_gained is not None:
-            z = self._transform("h_a", y_gained.to(self.z_gain.log_gain.dtype), Fraction(1, 4), 16).to(z_gain.dtype) * z_gain
-        b, _, h, w = size
-        z_hat = coder("z", self.z_model, z, z_gain, (b, self.config.N, h // 4, w // 4))
-        if exact:
-            hyper = tiled(lambda t: self.h_s_int(t, divisor=z_gain), z_hat, 4, TILE // 64, HALOS["h_s"])
-        else:
-            hyper = self._transform("h_s", z_hat / z_gain, 4, 64)
-        scales, means = hyper.chunk(2, dim=1)
+        scales, means = self._hyper_prediction(coder, quality, y_gained, size, exact).chunk(2, dim=1)
         decoded: list[Tensor] = []  # ŷ of each group so far, gained domain
         seen = getattr(coder, "context_inputs", None)  # calibration collects what each network sees
         for k, (start, stop) in enumerate(self.groups):
