@@ -1,6 +1,6 @@
 """Where decoding time goes, and how it compares with classical decoders timed in the same run.
 
-    python benchmarks/decode_speed.py [--image kodim01.png] [--repeats 7] [--threads 2] [--model meanscale]
+    python benchmarks/decode_speed.py [--image kodim01.png] [--repeats 7] [--threads 2] [--model meanscale] [--layers]
 
 Codes one 768×512 image (Kodak kodim01 when ../shared exists) at the model's default quality,
 then times, as medians of --repeats runs in this one process: nicodec's encode and decode
@@ -72,6 +72,36 @@ def timed_decode(codec, data: bytes, fast: bool) -> tuple[float, dict[str, float
     return total, clock.parts
 
 
+def layer_times(model, latent_shape: tuple[int, ...], repeats: int) -> list[str]:
+    """Markdown rows: each layer of g_s timed alone (float32 and bfloat16, channels-last, medians),
+    a transposed convolution both as it runs at inference and as ConvTranspose2d's own kernel."""
+    from nicodec.layers import Deconv
+
+    def median_time(fn, x) -> float:
+        fn(x)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn(x)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    rows = []
+    with torch.no_grad():
+        for dtype in (torch.float32, torch.bfloat16):
+            layers = copy.deepcopy(model.g_s).to(dtype).to(memory_format=torch.channels_last)
+            x = torch.randn(latent_shape, dtype=dtype).contiguous(memory_format=torch.channels_last)
+            for i, layer in enumerate(layers):
+                what = f"{type(layer).__name__} {tuple(x.shape[1:])}"
+                ms = f"{median_time(layer, x) * 1e3:.1f}"
+                if isinstance(layer, Deconv) and layer._subpixel_ok():
+                    transposed = median_time(lambda t: torch.nn.ConvTranspose2d.forward(layer, t), x)
+                    ms += f" (as ConvTranspose2d: {transposed * 1e3:.1f})"
+                rows.append(f"| g_s[{i}] {what} | {str(dtype).removeprefix('torch.')} | {ms} |")
+                x = layer(x)
+    return rows
+
+
 def classical(image: Image.Image, target_bytes: int) -> dict[str, tuple[float, bytes]]:
     """(encode options → bytes) for JPEG, WebP and AVIF at about ``target_bytes`` (by bisection on quality)."""
     out = {}
@@ -100,6 +130,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default="meanscale")
+    p.add_argument("--layers", action="store_true", help="also time each layer of g_s alone (float32 and bfloat16)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     try:
@@ -170,6 +201,10 @@ def main() -> None:
     print(f"\nPSNR: float32 {psnr(reference, exact_pixels.astype(np.uint8)):.3f} dB, bfloat16 "
           f"{psnr(reference, fast_pixels.astype(np.uint8)):.3f} dB; bf16 vs float32: max |Δ| "
           f"{int(np.abs(fast_pixels - exact_pixels).max())}, {int((np.abs(fast_pixels - exact_pixels) > 1).sum())} samples off by more than 1")
+    if args.layers:
+        h, w = image.height // 16, image.width // 16
+        print(f"\n| g_s layer, input (channels, height, width) | dtype | ms, median of {args.repeats} |\n|---|---|---:|")
+        print("\n".join(layer_times(codec.model, (1, codec.model.config.M, h, w), args.repeats)))
 
 
 if __name__ == "__main__":

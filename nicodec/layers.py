@@ -82,7 +82,7 @@ class Deconv(nn.ConvTranspose2d):
     """A transposed convolution that, at inference, computes a few output channels (a synthesis's
     last layer: RGB) as a stride-1 convolution to ``stride²`` times the channels followed by a
     pixel shuffle — the same sums (up to float rounding), but oneDNN runs ``128 → 3`` that way
-    ~2.5× faster in float32 and ~3× in bfloat16 (``benchmarks/decode_speed.py``). Parameters and
+    ~2× faster in float32 and bfloat16 (``benchmarks/decode_speed.py --layers``). Parameters and
     state dict are those of :class:`torch.nn.ConvTranspose2d`; training uses its kernels."""
 
     SUBPIXEL_MAX_OUT = 16  # wider layers run faster as transposed convolutions (measured: 128 → 128 slower)
