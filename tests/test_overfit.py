@@ -16,7 +16,7 @@ from PIL import Image
 from nicodec import container
 from nicodec.errors import CorruptFileError, NicodecError
 from nicodec.overfit import Architecture, FitConfig, OverfitCodec, encode_many
-from nicodec.overfit import coding, context, header, raster, tables
+from nicodec.overfit import coding, compiled_synthesis, context, header, model, raster, tables
 from nicodec.overfit.fit import fit, rd_terms
 from nicodec.overfit.model import ContextIndex, grid_sizes
 
@@ -369,22 +369,58 @@ def test_foreign_files_are_refused_with_one_line(codec, coded):
 _TABLES_SHA = "201d31310244cd34"
 
 
-def test_compiled_decoder_reads_back_random_latents_with_the_vectorised_encoders_tables():
-    """The numba loop (int64) and the encoder's vectorised ARM (integer-valued float64) are the
-    same arithmetic: same tables, same latents, for weights and latents far from a fitted model's."""
-    w, a = _random_arm(6)
-    w["b0"] = w["b0"][:1]  # raster: one pass
+@pytest.mark.parametrize("arch, shift, scale", [
+    (Architecture(), 12, 0.15),  # the default ARM, weights large enough that float rounding would matter
+    (Architecture(arm_width=8, arm_layers=1), 6, 0.15),  # no hidden layer; shift < ACT_BITS: the first layer scales up
+    (Architecture(arm_width=24, arm_layers=3, coarse_context=False), 12, 0.15),  # widths across vector lanes
+    (Architecture(arm_width=40), 14, None),  # every weight ±(2^15 − 1): activations pinned at their bounds
+])
+def test_compiled_decoder_reads_back_random_latents_with_the_vectorised_encoders_tables(arch, shift, scale):
+    """The compiled loop (vector layers, sums split over accumulators, padded widths) and the
+    encoder's vectorised ARM are the same integer arithmetic: same tables, same latents, for
+    weights and latents far from a fitted model's."""
     g = torch.Generator().manual_seed(6)
-    sizes = grid_sizes(23, 37, a.grids)
+    w = {}
+    for name, shape in model.arm_shapes(arch).items():
+        shape = (1, shape[1]) if name == "b0" else shape  # raster: one pass
+        if scale is None:
+            w[name] = (torch.randint(0, 2, shape, generator=g) * 2 - 1).double() * tables.PARAM_BOUND
+        else:
+            w[name] = torch.round(torch.randn(shape, generator=g, dtype=torch.float64) * scale * 2**shift)
+    sizes = grid_sizes(23, 37, arch.grids)
     latents = [torch.randint(-tables.LATENT_BOUND, tables.LATENT_BOUND + 1, s, generator=g).numpy() for s in sizes]
-    table, symbol = raster.tables_and_symbols(w, 12, a.arm_layers, latents, True)
-    assert len(np.unique(table)) > 50  # many tables in play
+    table, symbol = raster.tables_and_symbols(w, shift, arch.arm_layers, latents, arch.coarse_context)
+    assert len(np.unique(table)) > (1 if scale is None else 50)  # many tables in play
     reader = raster.Reader(raster.encode(table, symbol))
-    decoded = reader.latents(w, 12, a.arm_layers, sizes, True)
+    decoded = reader.latents(w, shift, arch.arm_layers, sizes, arch.coarse_context)
     reader.finish()
     assert all(np.array_equal(x, y) for x, y in zip(latents, decoded, strict=True))
     assert np.array_equal(reader.tables[0], table)
     assert abs(reader.bits - raster.bits(raster.cumulative(), table, symbol)) < 1e-6 * reader.bits
+
+
+@pytest.mark.parametrize("size", [(1, 1), (17, 31), (64, 96)])
+def test_compiled_synthesis_computes_the_fits_synthesis(size):
+    """The decoder's compiled upsampling and synthesis equal the differentiable one the fit uses
+    (float32, to rounding), for random parameters and odd sizes, and do not depend on threads."""
+    import numba
+
+    a = Architecture()
+    g = torch.Generator().manual_seed(3)
+    params = {k: torch.randn(1, *shape, generator=g) * 0.5 for k, shape in model.synthesis_shapes(a).items()}
+    latents = [torch.randint(-20, 21, s, generator=g).numpy() for s in grid_sizes(*size, a.grids)]
+    expected = model.synthesize(params, [torch.from_numpy(y).float()[None, None] for y in latents])[0]
+    threads = torch.get_num_threads()
+    try:
+        outputs = []
+        for n in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            torch.set_num_threads(n)
+            outputs.append(compiled_synthesis.synthesize(params, latents))
+    finally:
+        torch.set_num_threads(threads)
+    assert outputs[0].shape == expected.shape
+    assert torch.allclose(outputs[0], expected, rtol=1e-5, atol=1e-4 * float(expected.abs().max()))
+    assert torch.equal(outputs[0], outputs[1])
 
 
 def test_an_icc_profile_travels_with_the_image(codec):

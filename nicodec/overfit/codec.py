@@ -27,7 +27,7 @@ from .. import container, limits
 from ..errors import CorruptFileError, NicodecError
 from ..images import MODES, from_planes, pack_alpha, to_planes, unpack_alpha
 from ..variable_rate import quality_lambda
-from . import coding, header, params, raster, tables
+from . import coding, compiled_synthesis, header, params, raster, tables
 from .fit import FitConfig, fit
 from .model import Architecture, Networks, grid_sizes, synthesize
 
@@ -292,8 +292,8 @@ def decode_tile(coder: coding.Coder, reader: raster.Reader, a: Architecture, qua
 
 
 def _synthesis(a: Architecture, q: dict, quant: dict, latents: list[Tensor]) -> Tensor:
-    with torch.no_grad():
-        return synthesize(_synthesis_params(a, q, quant), [y.float()[None, None] for y in latents])[0]
+    """What the decoder outputs (the encoder records the same): the compiled synthesis."""
+    return compiled_synthesis.synthesize(_synthesis_params(a, q, quant), [y.numpy() for y in latents])
 
 
 def _assemble(nic: container.NicFile, hdr: header.Header, codes: list[TileCode], bits: dict) -> OverfitDecoded:

@@ -10,8 +10,9 @@ in 1/2^PROB_BITS. The encoder runs over the symbols backwards, so the decoder re
 Tables are the exact float64 pmfs of :mod:`.tables`, turned into integer frequencies by
 :func:`frequencies` with correctly rounded operations only, so both sides build the same tables.
 
-The ARM here is the same integer arithmetic as :func:`.coding.arm_integer` (int64 instead of
-integer-valued float64: the same numbers), one element at a time; tests check they agree.
+The ARM here is the same integer arithmetic as :func:`.coding.arm_integer` (integers held in
+float64, every sum exact), one element at a time, each layer one vector operation per input
+(:mod:`.simd`); tests check they agree.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from ..errors import CorruptFileError
 from . import context, tables
 from .coding import arm_integer
+from .simd import LANES, OUT_LANES, dense, dense_out
 from .tables import ACT_BITS, ACT_MAX, PROB_BITS
 
 _LOW = 1 << 31  # the state stays in [2^31, 2^63)
@@ -83,36 +85,36 @@ def encode(table: np.ndarray, symbol: np.ndarray) -> bytes:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _decode_grid(words, pos, x, grid, coarse, has_coarse, w0, b0, w1s, b1s, wo, bo, shift, cum, tables_out, t_pos,
-                 act_bits, act_max, mean_steps, bound, scales, log2_min, span, causal):  # pragma: no cover - compiled
-    """Decode one grid in raster order; returns the reader's (pos, x, t_pos, bits spent) or pos = −1
-    on damage.
+def _decode_grid(words, pos, x, grid, coarse, has_coarse, w0, b0, w1s, b1s, wo, bo, first_scale, down, cum, tables_out,
+                 freqs_out, t_pos, act_bits, act_max, mean_steps, bound, scales, log2_min, span, causal):  # pragma: no cover - compiled
+    """Decode one grid in raster order, recording each element's table and frequency; returns the
+    reader's (pos, x, t_pos), pos = −1 on damage.
 
-    The ARM's sums are exact: the first layer in int32 (|Σ| < 2^26, module coding's bound), the
-    others in float64 holding integers (|Σ| < 2^42 < 2^53), each written as a loop over the
-    output units (vectorisable without reordering any sum); zero inputs are skipped, and an
-    all-zero context (most of a fine grid at low rates) reuses the table it gave the first time."""
-    spent = 0.0
+    The ARM runs on integers held in float64, a layer per :func:`.simd.dense` call (weights as
+    :func:`_weights` lays them out): every sum is exact (|Σ| < 2^42 < 2^53, module coding's bound),
+    so the vector code gives the integers of :func:`.coding.arm_integer`. An all-zero context
+    (most of a fine grid at low rates) reuses the table it gave the first time."""
     h, w = grid.shape[0] - 3, grid.shape[1] - 6  # grid: padded by 3 above, left and right
     k_in, width = w0.shape
-    layers = w1s.shape[0] + 1
-    ctx = np.zeros(k_in, dtype=np.int32)
-    acc0 = np.zeros(width, dtype=np.int32)
+    ctx = np.zeros(k_in, dtype=np.float64)
     hid = np.zeros(width, dtype=np.float64)
-    acc = np.zeros(width, dtype=np.float64)
-    first = shift - act_bits
-    half0 = (1 << (first - 1)) if first > 0 else 0
-    down = 2.0 ** -shift
-    half = 2.0 ** (shift - 1)
+    hid2 = np.zeros(width, dtype=np.float64)
+    out = np.zeros(OUT_LANES, dtype=np.float64)
     unit = 1 << (act_bits - 3)
     low = log2_min * (1 << act_bits)
     mask = (1 << PROB_BITS) - 1
     n_words = len(words)
     zero_mi, zero_t = 0, -1
+    search = 1
+    while search * 2 < span:
+        search *= 2
     for r in range(h):
         for c in range(w):
+            magnitude = 0.0  # Σ|input|: zero when every input is (then the ARM's answer is cached)
             for j in range(16):
-                ctx[j] = grid[r + 3 + causal[j, 0], c + 3 + causal[j, 1]]
+                v = grid[r + 3 + causal[j, 0], c + 3 + causal[j, 1]]
+                ctx[j] = v
+                magnitude += abs(v)
             if has_coarse:  # coarse: padded by 1 all round
                 pr, pc = r // 2 + 1, c // 2 + 1
                 sr = -1 if r % 2 == 0 else 1
@@ -120,85 +122,75 @@ def _decode_grid(words, pos, x, grid, coarse, has_coarse, w0, b0, w1s, b1s, wo, 
                 j = 16
                 for a in (1, 0, -1):
                     for b in (1, 0, -1):
-                        ctx[j] = coarse[pr + sr * a, pc + sc * b]
+                        v = coarse[pr + sr * a, pc + sc * b]
+                        ctx[j] = v
+                        magnitude += abs(v)
                         j += 1
-            quiet = True  # every input zero: the ARM's answer is the same each time (cached)
-            for j in range(k_in):
-                if ctx[j] != 0:
-                    quiet = False
-                    break
+            quiet = magnitude == 0.0
             if quiet and zero_t >= 0:
                 mi, t = zero_mi, zero_t
             else:
-                for u in range(width):
-                    acc0[u] = b0[u]
-                for j in range(k_in):
-                    v = ctx[j]
-                    if v != 0:
-                        for u in range(width):
-                            acc0[u] += v * w0[j, u]
-                for u in range(width):
-                    a0 = np.int64(acc0[u])
-                    a0 = (a0 + half0) >> first if first > 0 else a0 << (-first)
-                    hid[u] = min(max(a0, 0), act_max)
-                for layer in range(layers - 1):
-                    for u in range(width):
-                        acc[u] = b1s[layer, u] * (1 << act_bits) + half
-                    for j in range(width):
-                        v = hid[j]
-                        if v != 0.0:
-                            for u in range(width):
-                                acc[u] += v * w1s[layer, j, u]
-                    for u in range(width):
-                        hid[u] = min(max(np.floor(acc[u] * down), 0.0), act_max)
-                m = bo[0] * (1 << act_bits) + half
-                ls = bo[1] * (1 << act_bits) + half
-                for j in range(width):
-                    v = hid[j]
-                    if v != 0.0:
-                        m += v * wo[j, 0]
-                        ls += v * wo[j, 1]
-                mi = np.int64(np.floor(m * down))
-                li = np.int64(np.floor(ls * down))
+                for col in range(0, width, LANES):
+                    dense(ctx, k_in, w0, col, b0, first_scale, 0.0, act_max, hid)
+                for layer in range(w1s.shape[0]):
+                    for col in range(0, width, LANES):
+                        dense(hid, width, w1s[layer], col, b1s[layer], down, 0.0, act_max, hid2)
+                    hid, hid2 = hid2, hid
+                dense_out(hid, width, wo, 0, bo, down, -np.inf, np.inf, out)
+                mi = np.int64(out[0])
+                li = np.int64(out[1])
                 mi = min(max((mi + unit // 2) >> (act_bits - 3), -mean_steps * bound), mean_steps * bound - 1)
                 si = min(max((li - low + unit // 2) >> (act_bits - 3), 0), scales - 1)
                 t = si * mean_steps + (mi & (mean_steps - 1))
                 if quiet:
                     zero_mi, zero_t = mi, t
             tables_out[t_pos] = t
-            t_pos += 1
             v = x & mask
-            lo, hi = 0, span  # the symbol: cum[t, lo] <= v < cum[t, lo + 1]
-            while hi - lo > 1:
-                mid = (lo + hi) >> 1
-                if cum[t, mid] <= v:
-                    lo = mid
-                else:
-                    hi = mid
+            lo, step = 0, search  # the symbol: cum[t, lo] <= v < cum[t, lo + 1] (branch-free search)
+            while step > 0:
+                probe = min(lo + step, span)
+                lo = probe if cum[t, probe] <= v else lo
+                step >>= 1
             start = cum[t, lo]
             freq = cum[t, lo + 1] - start
-            spent += PROB_BITS - np.log2(np.float64(freq))
+            freqs_out[t_pos] = freq
+            t_pos += 1
             x = freq * (x >> PROB_BITS) + v - start
             if x < (1 << 31):
                 if pos >= n_words:
-                    return -1, x, t_pos, spent
+                    return -1, x, t_pos
                 x = (x << 32) | np.int64(words[pos])
                 pos += 1
             value = lo + mi // mean_steps + (-2 * bound + 1)
             if value < -bound or value > bound:
-                return -1, x, t_pos, spent
+                return -1, x, t_pos
             grid[r + 3, c + 3] = value
-    return pos, x, t_pos, spent
+    return pos, x, t_pos
 
 
-def _weights(w: dict, layers: int) -> tuple:
-    """The integer ARM weights in the compiled loop's layout: the first layer int32, the others
-    float64 (integers either way; see _decode_grid for why those types)."""
-    f = {k: np.ascontiguousarray(np.asarray(v, dtype=np.float64)) for k, v in w.items()}
-    width = f["w0"].shape[1]
-    w1s = np.stack([f[f"w{i}"] for i in range(1, layers)]) if layers > 1 else np.zeros((0, width, width))
-    b1s = np.stack([f[f"b{i}"] for i in range(1, layers)]) if layers > 1 else np.zeros((0, width))
-    return f["w0"].astype(np.int32), f["b0"][0].astype(np.int32), w1s, b1s, f["w_out"], f["b_out"]
+def _weights(w: dict, shift: int, layers: int) -> tuple:
+    """The integer ARM in the compiled loop's layout: float64 (integers), output units padded with
+    zeros to a multiple of LANES, each layer's rounding half-step folded into its bias; and the
+    two power-of-two scales that requantise (first layer, later layers). Padded units stay 0."""
+    f = {k: np.asarray(v, dtype=np.float64) for k, v in w.items()}
+    k_in, width = f["w0"].shape
+    padded = -(-width // LANES) * LANES
+    first = shift - ACT_BITS
+    half = 2.0 ** (shift - 1)
+
+    def pad(a: np.ndarray, rows: int, cols: int) -> np.ndarray:
+        out = np.zeros((rows, cols))
+        out[: a.shape[0], : a.shape[1]] = a
+        return out
+
+    w0 = pad(f["w0"], k_in, padded)
+    b0 = pad(f["b0"][:1] + (2.0 ** (first - 1) if first > 0 else 0.0), 1, padded)[0]
+    w1s = np.stack([pad(f[f"w{i}"], padded, padded) for i in range(1, layers)]) if layers > 1 else np.zeros((0, padded, padded))
+    b1s = np.stack([pad(f[f"b{i}"][None] * 2.0**ACT_BITS + half, 1, padded)[0] for i in range(1, layers)]) \
+        if layers > 1 else np.zeros((0, padded))
+    wo = pad(f["w_out"], padded, OUT_LANES)
+    bo = pad(f["b_out"][None] * 2.0**ACT_BITS + half, 1, OUT_LANES)[0]
+    return w0, b0, w1s, b1s, wo, bo, 2.0**-first, 2.0**-shift
 
 
 class Reader:
@@ -215,21 +207,22 @@ class Reader:
 
     def latents(self, w: dict, shift: int, layers: int, sizes: list[tuple[int, int]], coarse_context: bool) -> list[np.ndarray]:
         """The integer latents of a tile (finest first); its tables are kept for the CRC."""
-        weights = _weights(w, layers)
+        weights = _weights(w, shift, layers)
         table = np.empty(sum(h * wd for h, wd in sizes), np.int64)
-        padded = [np.zeros((h + 3, w + 6), np.int64) for h, w in sizes]  # zeros: what lies outside
+        freq = np.empty_like(table)
+        padded = [np.zeros((h + 3, w + 6)) for h, w in sizes]  # float64 (the ARM's inputs); zeros: what lies outside
         cum, t_pos = cumulative(), 0
         for k in range(len(sizes) - 1, -1, -1):
-            coarse = np.pad(padded[k + 1][3:, 3:-3], 1) if k + 1 < len(sizes) else np.zeros((1, 1), np.int64)
-            self.pos, self.x, t_pos, spent = _decode_grid(
-                self.words, self.pos, self.x, padded[k], coarse, coarse_context and k + 1 < len(sizes), *weights, shift,
-                cum, table, t_pos, ACT_BITS, ACT_MAX, tables.MEAN_STEPS, tables.LATENT_BOUND, tables.SCALES,
+            coarse = np.pad(padded[k + 1][3:, 3:-3], 1) if k + 1 < len(sizes) else np.zeros((1, 1))
+            self.pos, self.x, t_pos = _decode_grid(
+                self.words, self.pos, self.x, padded[k], coarse, coarse_context and k + 1 < len(sizes), *weights,
+                cum, table, freq, t_pos, ACT_BITS, ACT_MAX, tables.MEAN_STEPS, tables.LATENT_BOUND, tables.SCALES,
                 tables.LOG2_SCALE_MIN, tables.SPAN, _CAUSAL)
             if self.pos < 0:
                 raise CorruptFileError("corrupt .nic file (latent stream)")
-            self.bits += spent
+        self.bits += float(PROB_BITS * len(freq) - np.log2(freq.astype(np.float64)).sum())
         self.tables.append(table)
-        return [p[3:, 3:-3].copy() for p in padded]
+        return [p[3:, 3:-3].astype(np.int64) for p in padded]
 
     def finish(self) -> None:
         """rANS ends in the state it started from, with every word read: anything else is damage."""
