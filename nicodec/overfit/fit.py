@@ -35,6 +35,7 @@ class FitConfig:
     warmup: int = 0
     seed: int = 0
     pretrained: bool = True  # start the networks from those learned over training photos (codec.starting_networks)
+    optimizer: str = "adam"  # for the networks: "adam" or "soap" (the latents always use Adam)
 
 
 def soft_round(y: Tensor, t: float) -> Tensor:
@@ -101,9 +102,16 @@ def fit(x: Tensor, lam: Tensor, a: M.Architecture, config: FitConfig, nets: M.Ne
     sizes = M.grid_sizes(h, w, a.grids)
     index = M.ContextIndex(sizes, a, x.device)
     latents = [torch.zeros(g, 1, gh, gw, device=x.device, requires_grad=True) for gh, gw in sizes]
-    opt = torch.optim.Adam([{"params": list(nets.parameters()), "lr": config.lr},
-                            {"params": latents, "lr": config.latent_lr}])
-    base = [config.lr, config.latent_lr]
+    if config.optimizer == "soap":
+        from ..training.soap import SOAP
+
+        if g > 1:
+            raise ValueError("SOAP would mix the sets of a batch (it preconditions every dimension)")
+        opt_nets = SOAP(list(nets.parameters()), lr=config.lr, betas=(0.9, 0.999))
+    else:
+        opt_nets = torch.optim.Adam(list(nets.parameters()), lr=config.lr)
+    opt_latents = torch.optim.Adam(latents, lr=config.latent_lr)
+    groups = [(opt_nets.param_groups[0], config.lr), (opt_latents.param_groups[0], config.latent_lr)]
     n = config.iterations
     n_relax = n - int(round(config.ste_fraction * n))
     history, start = [], time.time()
@@ -120,13 +128,15 @@ def fit(x: Tensor, lam: Tensor, a: M.Architecture, config: FitConfig, nets: M.Ne
             s = (it - n_relax) / max(1, n - n_relax)
             scale = config.ste_lr_scale * 0.5 * (1 + math.cos(math.pi * s))
             grids = straight_through(latents)
-        for group, lr in zip(opt.param_groups, base):
+        for group, lr in groups:
             group["lr"] = lr * scale
         bits, mse, _ = rd_terms(nets, grids, x, index)
         loss = (bits / (h * w) + lam * 255**2 * mse).sum()
-        opt.zero_grad(set_to_none=True)
+        opt_nets.zero_grad(set_to_none=True)
+        opt_latents.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        opt_nets.step()
+        opt_latents.step()
         clamp_latents(latents, bound)
         bar.update()
         if log_every and (it % log_every == 0 or it == n - 1):

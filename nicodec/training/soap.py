@@ -25,15 +25,20 @@ from torch import Tensor
 
 
 class SOAP(torch.optim.Optimizer):
-    """SOAP for ``params`` (groups may carry their own ``lr``, as in :class:`torch.optim.Adam`)."""
+    """SOAP for ``params`` (groups may carry their own ``lr``, as in :class:`torch.optim.Adam`).
+
+    ``batched``: the first dimension of every parameter indexes independent problems (the
+    overfitted codec fits G images at once as (G, …) tensors): each gets its own factors and
+    bases, as if it were optimised alone."""
 
     def __init__(self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.95, 0.95), shampoo_beta: float = 0.95,
                  eps: float = 1e-8, weight_decay: float = 0.0, precondition_frequency: int = 10,
-                 max_precondition_dim: int = 1024):
+                 max_precondition_dim: int = 1024, batched: bool = False):
         if lr <= 0 or not 0 <= betas[0] < 1 or not 0 <= betas[1] < 1 or not 0 <= shampoo_beta < 1:
             raise ValueError("SOAP needs lr > 0 and betas in [0, 1)")
         defaults = dict(lr=lr, betas=betas, shampoo_beta=shampoo_beta, eps=eps, weight_decay=weight_decay,
-                        precondition_frequency=precondition_frequency, max_precondition_dim=max_precondition_dim)
+                        precondition_frequency=precondition_frequency, max_precondition_dim=max_precondition_dim,
+                        batched=batched)
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -44,6 +49,7 @@ class SOAP(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
+            lead = 1 if group.get("batched") else 0
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -53,57 +59,70 @@ class SOAP(torch.optim.Optimizer):
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(grad)
                     state["exp_avg_sq"] = torch.zeros_like(grad)
-                    dims = [d for d in range(grad.dim()) if grad.dim() > 1 and 1 < grad.shape[d] <= group["max_precondition_dim"]]
+                    dims = [d for d in range(lead, grad.dim())
+                            if grad.dim() - lead > 1 and 1 < grad.shape[d] <= group["max_precondition_dim"]]
                     for d in dims:
-                        state[f"factor{d}"] = torch.zeros(grad.shape[d], grad.shape[d], device=grad.device)
+                        state[f"factor{d}"] = torch.zeros(*grad.shape[:lead], grad.shape[d], grad.shape[d], device=grad.device)
                     state["dims"] = dims  # a list: load_state_dict would cast a tensor to the parameter's dtype
                 dims = state["dims"]
                 state["step"] += 1
                 step = state["step"]
                 for d in dims:  # Shampoo's factors, an exponential moving average of G_(d) G_(d)ᵀ
-                    flat = grad.movedim(d, 0).reshape(grad.shape[d], -1)
-                    state[f"factor{d}"].lerp_(flat @ flat.T, 1 - group["shampoo_beta"])
+                    flat = grad.movedim(d, lead).reshape(*grad.shape[:lead], grad.shape[d], -1)
+                    state[f"factor{d}"].lerp_(flat @ flat.transpose(-1, -2), 1 - group["shampoo_beta"])
                 if step == 1:
                     for d in dims:
                         state[f"basis{d}"] = _eigenbasis(state[f"factor{d}"])
                 elif step % group["precondition_frequency"] == 0:
                     for d in dims:
-                        state[f"basis{d}"] = _refreshed(state, d)
+                        state[f"basis{d}"] = _refreshed(state, d, lead)
                 bases = {d: state[f"basis{d}"] for d in dims}
                 exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
                 exp_avg.lerp_(grad, 1 - beta1)
-                rotated = _project(grad, bases)
+                rotated = _project(grad, bases, lead=lead)
                 exp_avg_sq.mul_(beta2).addcmul_(rotated, rotated, value=1 - beta2)
                 bias1, bias2 = 1 - beta1**step, 1 - beta2**step
-                direction = _project(exp_avg, bases) / bias1 / (exp_avg_sq / bias2).sqrt().add_(group["eps"])
-                update = _project(direction, bases, back=True)
+                direction = _project(exp_avg, bases, lead=lead) / bias1 / (exp_avg_sq / bias2).sqrt().add_(group["eps"])
+                update = _project(direction, bases, back=True, lead=lead)
                 if group["weight_decay"]:
                     p.mul_(1 - group["lr"] * group["weight_decay"])
                 p.add_(update.to(p.dtype), alpha=-group["lr"])
         return loss
 
 
-def _project(t: Tensor, bases: dict[int, Tensor], back: bool = False) -> Tensor:
-    """``t`` with each dimension d in ``bases`` expressed in the basis Q_d (Q_dᵀ t), or back (Q_d t)."""
+def _project(t: Tensor, bases: dict[int, Tensor], back: bool = False, lead: int = 0) -> Tensor:
+    """``t`` with each dimension d in ``bases`` expressed in the basis Q_d (Q_dᵀ t), or back (Q_d t);
+    with ``lead`` = 1 each slice t[i] in its own basis Q_d[i]."""
     for d, q in bases.items():
-        t = (t.movedim(d, -1) @ (q.T if back else q)).movedim(-1, d)
+        q = q.transpose(-1, -2) if back else q
+        if lead:  # (G, n, n) → (G, 1, …, 1, n, n): one basis per slice, broadcast over the rest
+            q = q.reshape(q.shape[0], *([1] * (t.dim() - 3)), *q.shape[-2:])
+        t = (t.movedim(d, -1) @ q).movedim(-1, d)
     return t
 
 
 def _eigenbasis(factor: Tensor) -> Tensor:
-    """Eigenvectors of a symmetric factor, largest eigenvalue first (float64 for stability)."""
+    """Eigenvectors of a symmetric factor (or a batch of them), largest eigenvalue first (float64
+    for stability)."""
     _, vectors = torch.linalg.eigh(factor.double())
     return vectors.flip(-1).to(factor.dtype).contiguous()
 
 
-def _refreshed(state: dict, d: int) -> Tensor:
+def _refreshed(state: dict, d: int, lead: int = 0) -> Tensor:
     """One power iteration of the factor on its current basis, orthonormalised by QR (the paper's
     cheap refresh); the columns, and the second moments along dimension d, are first put in order
     of decreasing estimated eigenvalue so that each column keeps following its eigenvector."""
     factor, basis = state[f"factor{d}"], state[f"basis{d}"]
-    estimates = (basis.T @ factor @ basis).diagonal()
-    order = torch.argsort(estimates, descending=True)
-    basis = basis[:, order]
-    state["exp_avg_sq"] = state["exp_avg_sq"].index_select(d, order)
+    estimates = (basis.transpose(-1, -2) @ factor @ basis).diagonal(dim1=-2, dim2=-1)
+    order = torch.argsort(estimates, dim=-1, descending=True)
+    if lead:
+        basis = basis.gather(-1, order[:, None, :].expand_as(basis))
+        avg_sq = state["exp_avg_sq"]
+        shape = [order.shape[0]] + [1] * (avg_sq.dim() - 1)
+        shape[d] = order.shape[1]
+        state["exp_avg_sq"] = avg_sq.gather(d, order.reshape(shape).expand_as(avg_sq))
+    else:
+        basis = basis[:, order]
+        state["exp_avg_sq"] = state["exp_avg_sq"].index_select(d, order)
     q, _ = torch.linalg.qr(factor @ basis)
     return q
