@@ -2,6 +2,7 @@
 
     python benchmarks/overfit_bench.py rd --images 1-4 --qualities 2,4,6,8 --effort medium
     python benchmarks/overfit_bench.py summary --effort medium            # BD-rates of what is there
+    python benchmarks/overfit_bench.py summary --effort medium --baseline old/points.jsonl   # vs another run
     python benchmarks/overfit_bench.py speed --threads 2 --file results/overfit/kodim01-q6-medium.nic
     python benchmarks/overfit_bench.py curve --images 1-24 --qualities 2,4,6,8 --device cuda   # batched, on a GPU
     python benchmarks/overfit_bench.py large --iterations 3     # peak memory of a 12 MP photo, encode and decode
@@ -167,7 +168,14 @@ def summary(args) -> None:
         print(f"  q {q:g}: {b:.4f} bpp, {p:.3f} dB, encode {statistics.fmean(r['encode_s'] for r in sel):.0f} s, "
               f"decode {statistics.fmean(r['decode_s'] for r in sel):.3f} s")
     vtm = json.loads((ANCHORS / "vtm.json").read_text())["results"]
-    anchors = {"Cool-chic 5.0 (same images)": _coolchic("5.0", complete),
+    anchors = {}
+    if args.baseline:  # another run's points (e.g. before a recipe change), same effort and images
+        base = [r for r in read_points(Path(args.baseline)) if r["effort"] == args.effort and r["image"] in complete]
+        if {r["image"] for r in base} == set(complete):
+            anchors[f"baseline {args.baseline} (same images)"] = _mean_curve([r for r in base if r["quality"] in qualities])
+        else:
+            print(f"  baseline {args.baseline}: not every image is there")
+    anchors |= {"Cool-chic 5.0 (same images)": _coolchic("5.0", complete),
                "Cool-chic 4.2 (same images)": _coolchic("4.2", complete),
                "HEVC measured here (same images)": _hevc(complete),
                "VTM (all 24 images)": (vtm["bpp"], vtm["psnr-rgb"])}
@@ -316,6 +324,7 @@ def main() -> None:
 
     p = sub.add_parser("summary")
     p.add_argument("--effort", default="medium")
+    p.add_argument("--baseline", help="another points.jsonl: BD-rate against its curve on the same images")
     p.set_defaults(run=summary)
     p = sub.add_parser("speed")
     p.add_argument("--file")

@@ -17,6 +17,7 @@ from nicodec import container
 from nicodec.errors import CorruptFileError, NicodecError
 from nicodec.overfit import Architecture, FitConfig, OverfitCodec, encode_many
 from nicodec.overfit import coding, compiled_synthesis, context, header, model, raster, tables
+from nicodec.overfit.codec import quality_to_lambda, starting_networks
 from nicodec.overfit.fit import fit, rd_terms
 from nicodec.overfit.model import ContextIndex, grid_sizes
 
@@ -267,6 +268,26 @@ def test_several_images_and_qualities_fit_together_in_one_batch(codec, monkeypat
     assert len(out[1][0]) > len(out[0][0])  # the higher quality spends more bits
 
 
+@pytest.mark.parametrize("optimizer", ["soap", "adam"])
+def test_sets_fitted_in_one_batch_do_not_influence_each_other(codec, optimizer):
+    """A batch is G independent fits (one optimiser state per set, SOAP's bases included): what
+    set 0 becomes does not depend, to the last bit, on which image set 1 fits."""
+    config = FitConfig(iterations=12, optimizer=optimizer)
+    a = codec.config.arch
+    lam = torch.tensor([quality_to_lambda(3.0), quality_to_lambda(8.0)])
+    init = [starting_networks(a, q) for q in (3.0, 8.0)]
+
+    def batch(second: int):
+        x = torch.stack([torch.from_numpy(photo(24, 40, seed=s)).permute(2, 0, 1).float() / 255 for s in (1, second)])
+        return fit(x, lam, a, config, init=init)
+
+    one, other = batch(2), batch(7)
+    for name, value in one.nets.state_dict().items():
+        assert torch.equal(value[0], other.nets.state_dict()[name][0]), name
+        assert not torch.equal(value[1], other.nets.state_dict()[name][1]) or name.startswith("b"), name
+    assert all(torch.equal(y[0], z[0]) for y, z in zip(one.latents, other.latents, strict=True))
+
+
 def test_quality_and_effort_are_checked(codec):
     with pytest.raises(NicodecError, match="quality"):
         codec.compress(photo(4, 4), quality=11)
@@ -403,8 +424,6 @@ def test_compiled_decoder_reads_back_random_latents_with_the_vectorised_encoders
 def test_compiled_synthesis_computes_the_fits_synthesis(size):
     """The decoder's compiled upsampling and synthesis equal the differentiable one the fit uses
     (float32, to rounding), for random parameters and odd sizes, and do not depend on threads."""
-    import numba
-
     a = Architecture()
     g = torch.Generator().manual_seed(3)
     params = {k: torch.randn(1, *shape, generator=g) * 0.5 for k, shape in model.synthesis_shapes(a).items()}
@@ -413,7 +432,7 @@ def test_compiled_synthesis_computes_the_fits_synthesis(size):
     threads = torch.get_num_threads()
     try:
         outputs = []
-        for n in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+        for n in (1, 3):  # rows split over 1 and 3 threads
             torch.set_num_threads(n)
             outputs.append(compiled_synthesis.synthesize(params, latents))
     finally:

@@ -5,32 +5,40 @@ uses), computed the way a tiny network should be on a CPU: PyTorch runs each 1×
 24 channels as a oneDNN convolution that is bound by memory traffic (~80 % of a decode's
 synthesis time for a 768×512 image), while here each image row passes through the whole
 per-pixel network while it is in cache, with the innermost loop along the row (vectorised).
-Rows are split over threads; every pixel is computed by the same sequence of operations
-whichever thread takes it, so the output does not depend on the thread count. Float32, as the
-encoder's synthesis: the two agree to ~1e-6 (tests), and the encoder records this output.
+
+Rows are split over ``torch.get_num_threads()`` Python threads running the compiled kernels
+without the GIL — not numba's OpenMP layer, which shares libgomp with PyTorch and left a worker
+spinning beside PyTorch's own after the first decode (measured: half a core per process). Every
+pixel is computed by the same sequence of operations whichever thread takes it, so the output
+does not depend on the thread count. Float32, as the encoder's synthesis: the two agree to ~1e-6
+(tests), and the encoder records this output.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import torch
-from numba import prange
+
+_pool: ThreadPoolExecutor | None = None
 
 
-
-@numba.njit(cache=True, parallel=True)
-def _upsample2(z: np.ndarray, half: np.ndarray, height: int, width: int) -> np.ndarray:  # pragma: no cover - compiled
-    """Twice the resolution of z (C, h, w), cropped to (height, width): rows then columns, each
-    output sample the symmetric 8-tap filter's phase (``half``, mirrored for odd positions) over
-    the input with its borders replicated — :func:`.model.upsample2`'s arithmetic."""
+@numba.njit(cache=True, nogil=True)
+def _upsample2_rows(z, half, out, r0, r1):  # pragma: no cover - compiled
+    """Rows r0…r1 of z (C, h, w) at twice the resolution, cropped to out's (C, H, W): rows then
+    columns, each output sample the symmetric 8-tap filter's phase (``half``, mirrored for odd
+    positions) over the input with its borders replicated — :func:`.model.upsample2`'s arithmetic."""
     c, h, w = z.shape
-    rows = np.empty((c, height, w + 4), dtype=np.float32)  # 2 replicated columns each side
-    for r in prange(height):
+    width = out.shape[2]
+    line = np.empty(w + 4, dtype=np.float32)  # 2 replicated columns each side
+    even = np.empty(w, dtype=np.float32)
+    odd = np.empty(w, dtype=np.float32)
+    for r in range(r0, r1):
         i, phase = r // 2, r % 2
         for k in range(c):
-            line = rows[k, r]
-            for t in range(4):
+            for t in range(4):  # the vertical pass: this output row from 4 input rows
                 tap = half[t] if phase == 0 else half[3 - t]
                 src = z[k, min(max(i + t - 2 + phase, 0), h - 1)]
                 if t == 0:
@@ -41,13 +49,7 @@ def _upsample2(z: np.ndarray, half: np.ndarray, height: int, width: int) -> np.n
                         line[x + 2] += tap * src[x]
             line[0] = line[1] = line[2]
             line[w + 2] = line[w + 3] = line[w + 1]
-    out = np.empty((c, height, width), dtype=np.float32)
-    for r in prange(height):
-        even = np.empty(w, dtype=np.float32)
-        odd = np.empty(w, dtype=np.float32)
-        for k in range(c):
-            line = rows[k, r]
-            for x in range(w):  # output 2x: taps h0..h3 over x − 2 … x + 1; 2x + 1: h3..h0 over x − 1 … x + 2
+            for x in range(w):  # the horizontal pass: 2x from x − 2 … x + 1, 2x + 1 from x − 1 … x + 2
                 even[x] = half[0] * line[x]
                 odd[x] = half[3] * line[x + 1]
             for t in range(1, 4):
@@ -57,17 +59,15 @@ def _upsample2(z: np.ndarray, half: np.ndarray, height: int, width: int) -> np.n
                     odd[x] += to * line[x + t + 1]
             for x in range(width):
                 out[k, r, x] = even[x // 2] if x % 2 == 0 else odd[x // 2]
-    return out
 
 
-@numba.njit(cache=True, parallel=True)
-def _pixels(z, w0, b0, w1, b1):  # pragma: no cover - compiled
-    """The 1×1 layers: z (C, H, W) → ReLU(w0·z + b0) → w1·h + b1, (3, H, W), a row at a time."""
-    c, height, width = z.shape
+@numba.njit(cache=True, nogil=True)
+def _pixels_rows(z, w0, b0, w1, b1, out, r0, r1):  # pragma: no cover - compiled
+    """Rows r0…r1 of the 1×1 layers: z (C, H, W) → ReLU(w0·z + b0) → w1·h + b1 into out (3, H, W)."""
+    c, _, width = z.shape
     hidden = w0.shape[0]
-    out = np.empty((3, height, width), dtype=np.float32)
-    for r in prange(height):
-        h = np.empty((hidden, width), dtype=np.float32)
+    h = np.empty((hidden, width), dtype=np.float32)
+    for r in range(r0, r1):
         for u in range(hidden):
             for x in range(width):
                 h[u, x] = b0[u]
@@ -84,22 +84,15 @@ def _pixels(z, w0, b0, w1, b1):  # pragma: no cover - compiled
                 wt = w1[k, u]
                 for x in range(width):
                     out[k, r, x] += wt * h[u, x]
-    return out
 
 
-@numba.njit(cache=True, parallel=True)
-def _residual3x3(x, weight, bias, relu):  # pragma: no cover - compiled
-    """x + act(conv3×3(x) + bias) for x (3, H, W), borders replicated (act: ReLU or identity)."""
+@numba.njit(cache=True, nogil=True)
+def _residual3x3_rows(x, padded, weight, bias, relu, out, r0, r1):  # pragma: no cover - compiled
+    """Rows r0…r1 of x + act(conv3×3(x) + bias), x (3, H, W), ``padded`` x with its first and last
+    columns repeated once (the rows are clamped here: borders replicated); act ReLU or identity."""
     c, height, width = x.shape
-    padded = np.empty((c, height, width + 2), dtype=np.float32)
-    for r in prange(height):
-        for j in range(c):
-            padded[j, r, 1 : width + 1] = x[j, r]
-            padded[j, r, 0] = x[j, r, 0]
-            padded[j, r, width + 1] = x[j, r, width - 1]
-    out = np.empty_like(x)
-    for r in prange(height):
-        acc = np.empty(width, dtype=np.float32)
+    acc = np.empty(width, dtype=np.float32)
+    for r in range(r0, r1):
         for k in range(c):
             for p in range(width):
                 acc[p] = bias[k]
@@ -113,20 +106,37 @@ def _residual3x3(x, weight, bias, relu):  # pragma: no cover - compiled
             for p in range(width):
                 a = max(acc[p], np.float32(0.0)) if relu else acc[p]
                 out[k, r, p] = x[k, r, p] + a
-    return out
+
+
+def _rows(kernel, height: int, *args) -> None:
+    """kernel(*args, r0, r1) over row ranges, one per thread (torch.get_num_threads())."""
+    global _pool
+    threads = max(1, min(torch.get_num_threads(), height // 16))
+    if threads == 1:
+        kernel(*args, 0, height)
+        return
+    if _pool is None or _pool._max_workers < threads:
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nicodec-synthesis")
+    bounds = [height * i // threads for i in range(threads + 1)]
+    for future in [_pool.submit(kernel, *args, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+        future.result()
 
 
 def synthesize(params: dict[str, torch.Tensor], latents: list[np.ndarray]) -> torch.Tensor:
     """(3, H, W) float32 from the integer grids (finest first) and one set's parameters (each a
     (1, *shape) tensor, as :func:`.model.synthesize` takes them)."""
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     p = {k: np.ascontiguousarray(v[0].detach().cpu().numpy(), dtype=np.float32) for k, v in params.items()}
     z = np.asarray(latents[-1], dtype=np.float32)[None]
     for k in range(len(latents) - 2, -1, -1):
         finer = np.asarray(latents[k], dtype=np.float32)
-        up = _upsample2(z, p["up"][k], finer.shape[0], finer.shape[1])
-        z = np.concatenate([finer[None], up])
-    x = _pixels(z, p["w0"], p["b0"], p["w1"], p["b1"])
-    x = _residual3x3(x, p["r0"], p["rb0"], True)
-    x = _residual3x3(x, p["r1"], p["rb1"], False)
+        nxt = np.empty((z.shape[0] + 1, *finer.shape), dtype=np.float32)
+        nxt[0] = finer
+        _rows(_upsample2_rows, finer.shape[0], z, p["up"][k], nxt[1:])
+        z = nxt
+    x = np.empty((3, *z.shape[1:]), dtype=np.float32)
+    _rows(_pixels_rows, x.shape[1], z, p["w0"], p["b0"], p["w1"], p["b1"], x)
+    for weight, bias, relu in ((p["r0"], p["rb0"], True), (p["r1"], p["rb1"], False)):
+        out = np.empty_like(x)
+        _rows(_residual3x3_rows, x.shape[1], x, np.pad(x, ((0, 0), (0, 0), (1, 1)), mode="edge"), weight, bias, relu, out)
+        x = out
     return torch.from_numpy(x)

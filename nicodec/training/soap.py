@@ -16,6 +16,11 @@ power iteration and a QR decomposition every ``precondition_frequency`` steps, a
 other dimensions, and 1-D parameters, stay in the standard basis (plain Adam there). The first
 moment is kept in the standard basis and projected each step; the second moment lives in the
 rotated basis, and its entries are re-ordered with the eigenvalues when a basis is refreshed.
+
+As in the authors' code, a gradient is never projected on a basis it helped make: the first step
+only builds the factors and bases (in the eigenbases of G Gᵀ and Gᵀ G, G itself is diagonal, and
+its rounding noise off the diagonal, divided by its own square root, made arbitrary steps), and
+later gradients enter the factors after their step.
 """
 
 from __future__ import annotations
@@ -67,27 +72,36 @@ class SOAP(torch.optim.Optimizer):
                 dims = state["dims"]
                 state["step"] += 1
                 step = state["step"]
-                for d in dims:  # Shampoo's factors, an exponential moving average of G_(d) G_(d)ᵀ
-                    flat = grad.movedim(d, lead).reshape(*grad.shape[:lead], grad.shape[d], -1)
-                    state[f"factor{d}"].lerp_(flat @ flat.transpose(-1, -2), 1 - group["shampoo_beta"])
-                if step == 1:
+                if step == 1 and dims:  # bases from this gradient alone, and no step (see the docstring)
+                    _accumulate(state, grad, dims, lead, group["shampoo_beta"])
                     for d in dims:
                         state[f"basis{d}"] = _eigenbasis(state[f"factor{d}"])
-                elif step % group["precondition_frequency"] == 0:
-                    for d in dims:
-                        state[f"basis{d}"] = _refreshed(state, d, lead)
+                    continue
                 bases = {d: state[f"basis{d}"] for d in dims}
                 exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
                 exp_avg.lerp_(grad, 1 - beta1)
                 rotated = _project(grad, bases, lead=lead)
                 exp_avg_sq.mul_(beta2).addcmul_(rotated, rotated, value=1 - beta2)
-                bias1, bias2 = 1 - beta1**step, 1 - beta2**step
+                taken = step - 1 if dims else step  # Adam steps taken so far, this one included
+                bias1, bias2 = 1 - beta1**taken, 1 - beta2**taken
                 direction = _project(exp_avg, bases, lead=lead) / bias1 / (exp_avg_sq / bias2).sqrt().add_(group["eps"])
                 update = _project(direction, bases, back=True, lead=lead)
                 if group["weight_decay"]:
                     p.mul_(1 - group["lr"] * group["weight_decay"])
                 p.add_(update.to(p.dtype), alpha=-group["lr"])
+                if dims:  # the factors learn this gradient after it was used (never projected on itself)
+                    _accumulate(state, grad, dims, lead, group["shampoo_beta"])
+                    if step % group["precondition_frequency"] == 0:
+                        for d in dims:
+                            state[f"basis{d}"] = _refreshed(state, d, lead)
         return loss
+
+
+def _accumulate(state: dict, grad: Tensor, dims: list[int], lead: int, beta: float) -> None:
+    """Shampoo's factors: an exponential moving average of G_(d) G_(d)ᵀ for each dimension d."""
+    for d in dims:
+        flat = grad.movedim(d, lead).reshape(*grad.shape[:lead], grad.shape[d], -1)
+        state[f"factor{d}"].lerp_(flat @ flat.transpose(-1, -2), 1 - beta)
 
 
 def _project(t: Tensor, bases: dict[int, Tensor], back: bool = False, lead: int = 0) -> Tensor:
