@@ -291,6 +291,8 @@ def test_sets_fitted_in_one_batch_do_not_influence_each_other(codec, optimizer):
 def test_quality_and_effort_are_checked(codec):
     with pytest.raises(NicodecError, match="quality"):
         codec.compress(photo(4, 4), quality=11)
+    with pytest.raises(ValueError, match="optimizer"):
+        codec.compress(photo(4, 4), effort=FitConfig(iterations=2, optimizer="sgd"))
     with pytest.raises(NicodecError, match="effort"):
         codec.compress(photo(4, 4), effort="ludicrous")
 

@@ -103,6 +103,8 @@ def fit(x: Tensor, lam: Tensor, a: M.Architecture, config: FitConfig, nets: M.Ne
     sizes = M.grid_sizes(h, w, a.grids)
     index = M.ContextIndex(sizes, a, x.device)
     latents = [torch.zeros(g, 1, gh, gw, device=x.device, requires_grad=True) for gh, gw in sizes]
+    if config.optimizer not in ("soap", "adam"):
+        raise ValueError(f"FitConfig.optimizer must be 'soap' or 'adam', not {config.optimizer!r}")
     if config.optimizer == "soap":
         from ..training.soap import SOAP
 
