@@ -23,6 +23,8 @@ from nicodec.overfit.model import ContextIndex, grid_sizes
 
 FEW = FitConfig(iterations=6)
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: a second thread only adds synchronisation
+
 
 def photo(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
     """A smooth test image with some texture (random noise would make a useless fit)."""
@@ -31,15 +33,6 @@ def photo(h: int, w: int, channels: int = 3, seed: int = 0) -> np.ndarray:
     base = np.stack([np.sin(6 * xx + c) * np.cos(4 * yy - c) for c in range(channels)], -1)
     noisy = 127.5 + 90 * base + rng.normal(0, 8, (h, w, channels))
     return np.clip(noisy, 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronisation (seconds on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

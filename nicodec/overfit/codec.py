@@ -278,12 +278,18 @@ def _crc(tables_in_order: list[np.ndarray]) -> int:
     return crc
 
 
-def decode_tile(coder: coding.Coder, reader: raster.Reader, a: Architecture, quant: dict[str, header.Quantisation],
-                size: tuple[int, int]) -> TileCode:
+def read_params(coder: coding.Coder, a: Architecture, quant: dict[str, header.Quantisation]) -> dict[str, np.ndarray]:
+    """A tile's networks' integers (module → flat integers), read from the parameter stream."""
     q = {}
     for module in header.MODULES:
         count = sum(int(np.prod(s)) for s in params.module_shapes(a, module).values())
         q[module] = coder.params(None, quant[module].scale, quant[module].bound, count)
+    return q
+
+
+def decode_tile(coder: coding.Coder, reader: raster.Reader, a: Architecture, quant: dict[str, header.Quantisation],
+                size: tuple[int, int]) -> TileCode:
+    q = read_params(coder, a, quant)
     grids = reader.latents(_arm_integers(a, q["arm"]), quant["arm"].shift, a.arm_layers, grid_sizes(*size, a.grids),
                            a.coarse_context)
     latents = [torch.from_numpy(g) for g in grids]

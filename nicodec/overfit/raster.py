@@ -54,8 +54,12 @@ def cumulative() -> np.ndarray:
 
 def bits(cum: np.ndarray, table: np.ndarray, symbol: np.ndarray) -> float:
     """Information content of the symbols under the integer tables (what the coder spends)."""
-    f = cum[table, symbol + 1] - cum[table, symbol]
-    return float(PROB_BITS * len(f) - np.log2(f.astype(np.float64)).sum())
+    return _information(cum[table, symbol + 1] - cum[table, symbol])
+
+
+def _information(freq: np.ndarray) -> float:
+    """Bits of symbols coded with these integer frequencies (out of 2^PROB_BITS)."""
+    return float(PROB_BITS * len(freq) - np.log2(freq.astype(np.float64)).sum())
 
 
 @numba.njit(cache=True)
@@ -220,7 +224,7 @@ class Reader:
                 tables.LOG2_SCALE_MIN, tables.SPAN, _CAUSAL)
             if self.pos < 0:
                 raise CorruptFileError("corrupt .nic file (latent stream)")
-        self.bits += float(PROB_BITS * len(freq) - np.log2(freq.astype(np.float64)).sum())
+        self.bits += _information(freq)
         self.tables.append(table)
         return [p[3:, 3:-3].astype(np.int64) for p in padded]
 
