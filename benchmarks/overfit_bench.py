@@ -6,6 +6,7 @@
     python benchmarks/overfit_bench.py speed --threads 2 --file results/overfit/kodim01-q6-medium.nic
     python benchmarks/overfit_bench.py curve --images 1-24 --qualities 2,4,6,8 --device cuda   # batched, on a GPU
     python benchmarks/overfit_bench.py large --iterations 3     # peak memory of a 12 MP photo, encode and decode
+    python benchmarks/overfit_bench.py arm-range results/overfit/*.nic   # how far fitted ARMs stay from the clamp
 
 ``rd`` encodes each (image, quality) with the given effort, one point at a time, appending a JSON
 line per point to ``results/overfit/points.jsonl`` (bytes, bpp from the file, PSNR-RGB, encode
@@ -237,6 +238,32 @@ def _decode_parts(codec: OverfitCodec, data: bytes, repeats: int) -> None:
               f"CPU {statistics.median(v[1] for v in values) * 1000:.0f} ms (median of {len(values)})")
 
 
+def arm_range(args) -> None:
+    """The largest hidden activation of each file's ARM (float, dequantised weights) over its own
+    decoded latents, against the integer ARM's clamp: how far fitted ARMs stay from it (why the
+    fit's ARM uses plain ReLUs)."""
+    from nicodec import container
+    from nicodec.overfit import codec as oc, coding, context, header, tables
+
+    limit = tables.ACT_MAX / 2**tables.ACT_BITS
+    for name in args.files:
+        data = Path(name).read_bytes()
+        decoded = OverfitCodec().decode(data)
+        nic = container.unpack(data)
+        a, coder, largest = decoded.header.arch, coding.Coder(nic.streams[1]), 0.0
+        for quant, grids in zip(decoded.header.tiles, decoded.latents):
+            q = oc.read_params(coder, a, quant)
+            w = {k: v * 2.0 ** -quant["arm"].shift for k, v in oc._arm_integers(a, q["arm"]).items()}
+            y = [g.double()[None, None] for g in grids]
+            for k in range(len(y) - 1, -1, -1):
+                x, _ = context.gather(y[k], y[k + 1] if k + 1 < len(y) else None, "raster", 0, a.coarse_context)
+                h = x[0]
+                for i in range(a.arm_layers):
+                    h = torch.relu(w[f"w{i}"].T @ h + (w["b0"][0] if i == 0 else w[f"b{i}"])[:, None])
+                    largest = max(largest, float(h.max()))
+        print(f"{Path(name).name}: largest hidden activation {largest:.2f} (integer ARM clamps at {limit:g})")
+
+
 def iteration(args) -> None:
     """Seconds per fitting iteration on a Kodak image (fit for 2 and for 2 + N iterations, the
     difference over N), CPU and wall-clock: CPU time is the fairer measure on a shared machine,
@@ -317,6 +344,9 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(run=large)
+    p = sub.add_parser("arm-range")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(run=arm_range)
     p = sub.add_parser("iteration")
     p.add_argument("--image", default="kodim01")
     p.add_argument("--iterations", type=int, default=20)

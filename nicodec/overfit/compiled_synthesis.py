@@ -2,13 +2,13 @@
 
 The same function as :func:`.model.synthesize` (which stays the differentiable one the fit
 uses), computed the way a tiny network should be on a CPU: PyTorch runs each 1×1 layer of 7 or
-24 channels as a oneDNN convolution that is bound by memory traffic (~80 % of a decode's
+24 channels as a oneDNN convolution that is bound by memory traffic (most of a decode's
 synthesis time for a 768×512 image), while here each image row passes through the whole
 per-pixel network while it is in cache, with the innermost loop along the row (vectorised).
 
 Rows are split over ``torch.get_num_threads()`` Python threads running the compiled kernels
 without the GIL — not numba's OpenMP layer, which shares libgomp with PyTorch and left a worker
-spinning beside PyTorch's own after the first decode (measured: half a core per process). Every
+spinning beside PyTorch's own after the first decode (seen in ``top``). Every
 pixel is computed by the same sequence of operations whichever thread takes it, so the output
 does not depend on the thread count. Float32, as the encoder's synthesis: the two agree to ~1e-6
 (tests), and the encoder records this output.

@@ -121,8 +121,9 @@ def arm_float(params: dict[str, Tensor], x: Tensor, layers: int) -> tuple[Tensor
     of the pass (which adds the pass's first-layer bias) → mean, log2-scale (G, N).
 
     Hidden layers are ReLUs: the integer ARM also clamps them at 2^12 (tables.ACT_MAX), which fitted ARMs stay
-    far below (largest activation 10.9–13.9 over four Kodak files at qualities 2–8), so the clamp's
-    backward pass (three elementwise ops over G·width·N values, ~15 % of an iteration) is not paid."""
+    far below (largest activation 8.8–20.0 over twelve fitted Kodak files at qualities 2–8:
+    ``benchmarks/overfit_bench.py arm-range``), so the clamp's backward pass (three elementwise
+    ops over G·width·N values) is not paid."""
     first = torch.cat([params["w0"], params["b0"]], 1)  # (G, K + passes, width)
     h = torch.relu(torch.bmm(first.transpose(1, 2), x))  # (G, width, N)
     for i in range(1, layers):
@@ -150,10 +151,10 @@ def upsample2(z: Tensor, half: Tensor, size: tuple[int, int]) -> Tensor:
 def synthesize(params: dict[str, Tensor], grids: list[Tensor]) -> Tensor:
     """Upsample the grids (finest first, each (G, 1, h_k, w_k)) and synthesise (G, 3, H, W).
 
-    Written for the fit's speed (forward and backward, ~45 % of an iteration): the 1×1 layers as
-    batched matrix products over the sets, the 3×3 layers as channels-last convolutions (oneDNN's
-    fast path for 3 channels; NCHW took its slow one). 2026-12-01, kodim01, one thread: 330 →
-    226 ms per forward + backward, two threads 404 → 170 ms."""
+    Written for the fit's speed (forward and backward are a large share of an iteration): the 1×1
+    layers as batched matrix products over the sets, the 3×3 layers as channels-last convolutions
+    (oneDNN's fast path for 3 channels; NCHW took its slow one). docs/overfit.md gives the
+    iteration times before and after (``benchmarks/overfit_bench.py iteration``)."""
     z = grids[-1]
     for k in range(len(grids) - 2, -1, -1):
         z = torch.cat([grids[k], upsample2(z, params["up"][:, k], grids[k].shape[-2:])], 1)
@@ -215,4 +216,3 @@ class ContextIndex:
         flat = torch.cat([fixed, *(y.reshape(g, -1) for y in grids)], 1)
         x = flat.index_select(1, self.inputs.reshape(-1)).reshape(g, *self.inputs.shape)
         return x, flat.index_select(1, self.targets)
-

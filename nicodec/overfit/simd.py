@@ -2,12 +2,12 @@
 
 The raster decoder evaluates the ARM once per latent element, one element at a time: its layers
 are 16-wide products that numba's loop vectoriser leaves scalar (it cannot rule out that the
-accumulator aliases the weights), about 0.5 ns per multiply-accumulate. Here a layer's 16 outputs
+accumulator aliases the weights). Here a layer's 16 outputs
 are one <16 x double> value: one broadcast and one fused multiply-add per input (LLVM maps them
 to AVX-512, AVX2 or SSE, whatever the CPU has), two independent accumulators so that the adds do
 not all wait on each other, then the requantisation (scale by a power of two, floor, clamp) on
-the whole vector. The decoding loop of :mod:`.raster` went from 165 to ~90 ms for kodim01 at
-quality 6 with it (docs/overfit.md).
+the whole vector. With it the latents of kodim01 at quality 6 decode in 95–122 ms instead of
+170–215 ms (``benchmarks/overfit_bench.py speed``; docs/overfit.md).
 
 Exactness: the ARM's operands are integers held in float64 and every partial sum stays below
 2^53 (module :mod:`.coding` bounds them), so each product and sum is exact (a fused multiply-add
