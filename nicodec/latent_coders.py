@@ -105,6 +105,7 @@ class EncodingCoder:
         self.exact = exact
         self.streams: list[bytes] = []
         self.latents: dict[str, Tensor] = {}
+        self.symbols: dict[str, Tensor] = {}
         self.param_crc = 0
 
     def __call__(self, name: str, model: EntropyModel, value: Tensor, cond, size=None) -> Tensor:
@@ -114,7 +115,8 @@ class EncodingCoder:
             raise ValueError(f"latent {name!r} is not finite")
         index, tables = model.coding_tables(cond, value.shape, exact=self.exact)
         self.param_crc = zlib.crc32(np.ascontiguousarray(index, dtype="<i4").tobytes(), self.param_crc)
-        self.streams.append(entropy_coding.encode(symbols.to(torch.int64).cpu().numpy(), index, tables))
+        self.symbols[name] = symbols.to(torch.int64).cpu()
+        self.streams.append(entropy_coding.encode(self.symbols[name].numpy(), index, tables))
         latent = symbols if center is None else symbols + center
         self.latents[name] = latent
         return latent
@@ -197,6 +199,7 @@ class DecodingCoder:
         self.exact = exact
         self._streams = list(streams)
         self.latents: dict[str, Tensor] = {}
+        self.symbols: dict[str, Tensor] = {}
         self.param_crc = 0
 
     def __call__(self, name: str, model: EntropyModel, value: None, cond, size=None) -> Tensor:
@@ -206,6 +209,7 @@ class DecodingCoder:
         index, tables = model.coding_tables(cond, shape, exact=self.exact)
         self.param_crc = zlib.crc32(np.ascontiguousarray(index, dtype="<i4").tobytes(), self.param_crc)
         symbols = entropy_coding.decode(self._streams.pop(0), index, tables)
+        self.symbols[name] = torch.from_numpy(symbols.reshape(tuple(shape))).to(torch.int64)
         device = cond.device if isinstance(cond, Tensor) else cond.scales.device
         latent = torch.from_numpy(symbols.reshape(tuple(shape))).to(device=device, dtype=torch.float64)  # coding runs in float64
         center = model.center(cond)

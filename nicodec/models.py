@@ -11,7 +11,7 @@ import copy
 import dataclasses
 import functools
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import ClassVar
 
@@ -56,13 +56,15 @@ class ModelOutput:
 @dataclass
 class Coded:
     """Result of compress/decompress: range-coded streams, the quantised latents by name, the
-    reconstruction (B, 3, H, W; None when compress was told not to make it) and a CRC of the
-    coding-table indices (see EncodingCoder)."""
+    reconstruction (B, 3, H, W; None when compress was told not to make it), a CRC of the
+    coding-table indices (see EncodingCoder) and the integers the range coder carried (int64, by
+    name: the latents less their predicted means, where a model predicts them)."""
 
     streams: list[bytes]
     latents: dict[str, Tensor]
     x_hat: Tensor | None
     param_crc: int
+    symbols: dict[str, Tensor] = field(default_factory=dict)
 
 
 def _nhwc(t: Tensor) -> Tensor:
@@ -213,7 +215,7 @@ class CompressionModel(nn.Module):
         y = (self.analyze(x) if y is None else y).contiguous().to(device).double()
         y_hat = coding.code(overriding, q.double(), y, self._latent_size(x.shape)).to(x.device).float()
         x_hat = self._synthesize(_nhwc(y_hat), q).contiguous().clamp(0, 1) if reconstruct else None
-        return Coded(coder.streams, coder.latents, x_hat, coder.param_crc)
+        return Coded(coder.streams, coder.latents, x_hat, coder.param_crc, coder.symbols)
 
     @torch.no_grad()
     def decompress(self, streams: list[bytes], size: tuple[int, int], quality: float, exact: bool = True,
@@ -226,7 +228,7 @@ class CompressionModel(nn.Module):
         y_hat = self._coder_model(exact).code(coder, q.double(), None, self._latent_size((1, 3, *size))).to(device).float()
         coder.finish()
         x_hat = self._synthesize(_nhwc(y_hat), q, fast).contiguous().clamp(0, 1)
-        return Coded(list(streams), coder.latents, x_hat, coder.param_crc)
+        return Coded(list(streams), coder.latents, x_hat, coder.param_crc, coder.symbols)
 
     def _coder_model(self, exact: bool) -> CompressionModel:
         if not exact:

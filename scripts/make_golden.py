@@ -68,12 +68,24 @@ def latent_digest(latents: dict) -> str:
     return digest.hexdigest()
 
 
+def symbol_digest(symbols: dict) -> str:
+    """The integers the range coder carried: the same on every machine (the tables that read them
+    are, and param_crc proves it), where a legacy file's float latents are not (see test_golden)."""
+    digest = hashlib.sha256()
+    for name in sorted(symbols):
+        digest.update(name.encode() + np.ascontiguousarray(symbols[name].numpy().astype("<i8")).tobytes())
+    return digest.hexdigest()
+
+
 def main() -> int:
     GOLDEN.mkdir(exist_ok=True)
     index_path = GOLDEN / "golden.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     for name, spec, version, mode, icc in cases():
         if name in index:
+            if "symbols_sha256" not in index[name]:  # added 2026-12-01: read from the file as made
+                data = (GOLDEN / f"{name}.nic").read_bytes()
+                index[name]["symbols_sha256"] = symbol_digest(nicodec.load(index[name]["model"]).decode(data).coded.symbols)
             continue
         codec = copy.copy(nicodec.load(spec))  # (load's codecs are shared)
         codec.version = version
@@ -86,6 +98,7 @@ def main() -> int:
         index[name] = {
             "model": spec, "version": version, "weights_id": codec.weights_id.hex(), "bytes": len(data),
             "latents_sha256": latent_digest(decoded.coded.latents),
+            "symbols_sha256": symbol_digest(decoded.coded.symbols),
             "pixels_sha256": hashlib.sha256(decoded.image.tobytes()).hexdigest(),
         }
         print(f"{name}: {len(data)} bytes", file=sys.stderr)
