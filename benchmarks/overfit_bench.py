@@ -7,6 +7,8 @@
     python benchmarks/overfit_bench.py curve --images 1-24 --qualities 2,4,6,8 --device cuda   # batched, on a GPU
     python benchmarks/overfit_bench.py large --iterations 3     # peak memory of a 12 MP photo, encode and decode
     python benchmarks/overfit_bench.py arm-range results/overfit/*.nic   # how far fitted ARMs stay from the clamp
+    python benchmarks/overfit_bench.py tune --label lr2 --set latent_lr=0.1   # a recipe change, on training photos
+    python benchmarks/overfit_bench.py tune --report                          # every recipe tried, vs the first
 
 ``rd`` encodes each (image, quality) with the given effort, one point at a time, appending a JSON
 line per point to ``results/overfit/points.jsonl`` (bytes, bpp from the file, PSNR-RGB, encode
@@ -27,7 +29,9 @@ of all 24 images (a subset's BD-rate against an all-image curve is only indicati
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import platform
 import statistics
 import subprocess
@@ -47,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = next((p / "shared" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared").exists()), ROOT.parent / "shared")  # ../shared, or ../../shared from a worktree
 KODAK = SHARED / "data" / "kodak"
 ANCHORS = SHARED / "anchors" / "kodak"
+TRAIN = SHARED / "data" / "train"  # recipe search happens here, never on Kodak
 OUT = ROOT / "results" / "overfit"
 
 
@@ -317,6 +322,73 @@ def large(args) -> None:
         print(out.stdout.strip(), f"({args.iterations} iterations per tile, {args.threads} threads)" if step == "encode" else "")
 
 
+def _override(config: FitConfig, pairs: list[str]) -> FitConfig:
+    """FitConfig with ``key=value`` overrides (values parsed as Python literals: 0.1, (0.3, 0.1), 'adam')."""
+    import ast
+
+    fields = {f.name for f in dataclasses.fields(FitConfig)}
+    changes = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in fields:
+            raise SystemExit(f"tune: FitConfig has no field {key!r} (fields: {', '.join(sorted(fields))})")
+        changes[key] = ast.literal_eval(value)
+    return dataclasses.replace(config, **changes)
+
+
+def tune(args) -> None:
+    """A recipe change measured on centre crops of training photos (never Kodak: Kodak is for the
+    final numbers only). Each crop × quality is encoded to a file and scored by its RD cost
+    J = bpp (file) + λ·255²·MSE, the quantity the fit minimises; one JSON line per run goes to
+    ``tune.jsonl``. ``--report`` compares every label with ``--baseline`` (else the first) on the same crops: the mean
+    of per-point relative changes of J (−1 % J is roughly −1 % rate at equal quality)."""
+    log = OUT / "tune.jsonl"
+    if args.report:
+        runs = read_points(log)
+        if not runs:
+            raise SystemExit(f"tune: nothing in {log}")
+        for key in dict.fromkeys((r["photos"], r["qualities"], r["size"]) for r in runs):
+            same = [r for r in runs if (r["photos"], r["qualities"], r["size"]) == key]
+            base = next((r for r in same if r["label"] == args.baseline), same[0])
+            print(f"photos {key[0]}, qualities {key[1]}, crop {key[2]}: vs {base['label']}")
+            for r in same:
+                rel = statistics.fmean(j / b - 1 for j, b in zip(r["J"], base["J"]))
+                print(f"  {r['label']:<24} mean J {statistics.fmean(r['J']):.4f}  {100 * rel:+.2f} %  "
+                      f"bpp {' '.join(f'{v:.3f}' for v in r['bpp'])}  dB {' '.join(f'{v:.2f}' for v in r['psnr'])}  "
+                      f"{r['seconds']:.0f} s  {r['set']}")
+        return
+    from nicodec.overfit.codec import quality_to_lambda
+
+    torch.set_num_threads(args.threads)
+    codec = OverfitCodec()
+    config = _override(codec.fit_config(args.effort), args.set)
+    h, w = (int(v) for v in args.size.split("x"))
+    crops = []
+    photos = sorted(TRAIN.glob("*.png"))
+    for i in args.photos.split(","):
+        im = Image.open(photos[int(i)]).convert("RGB")
+        left, top = (im.width - w) // 2, (im.height - h) // 2
+        crops.append(np.asarray(im.crop((left, top, left + w, top + h))))
+    qualities = [float(q) for q in args.qualities.split(",")]
+    start = time.perf_counter()
+    coded = encode_many([(c, q) for c in crops for q in qualities], effort=config, codec=codec)
+    seconds = time.perf_counter() - start
+    bpp, dbs, js = [], [], []
+    for (crop, q), (data, _) in zip([(c, q) for c in crops for q in qualities], coded):
+        out = np.asarray(codec.decompress(data).convert("RGB"), dtype=np.float64)
+        mse = float(np.mean((out - crop) ** 2))
+        bpp.append(8 * len(data) / (h * w))
+        dbs.append(10 * math.log10(255**2 / mse))
+        js.append(bpp[-1] + quality_to_lambda(q) * mse)
+    row = dict(label=args.label, set=" ".join(args.set), photos=args.photos, qualities=args.qualities, size=args.size,
+               effort=args.effort, bpp=bpp, psnr=dbs, J=js, seconds=round(seconds, 1), threads=args.threads,
+               date=time.strftime("%Y-%m-%d %H:%M"))
+    OUT.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(f"{args.label}: mean J {statistics.fmean(js):.4f}, {seconds:.0f} s", flush=True)
+
+
 def main() -> None:
     global OUT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -352,6 +424,18 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(run=iteration)
+
+    p = sub.add_parser("tune")
+    p.add_argument("--label", default="default")
+    p.add_argument("--set", nargs="*", default=[], help="FitConfig overrides, key=value")
+    p.add_argument("--effort", default="medium")
+    p.add_argument("--photos", default="20,80,140,200", help="training photos (indices in name order)")
+    p.add_argument("--size", default="256x256", help="centre crop, HxW")
+    p.add_argument("--qualities", default="3,7")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--report", action="store_true")
+    p.add_argument("--baseline", default="base", help="--report: the label the others are compared with")
+    p.set_defaults(run=tune)
 
     p = sub.add_parser("summary")
     p.add_argument("--effort", default="medium")
