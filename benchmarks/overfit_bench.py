@@ -276,6 +276,12 @@ def iteration(args) -> None:
     from nicodec.overfit.fit import fit
 
     torch.set_num_threads(args.threads)
+    if args.no_heap:  # measure what nicodec.overfit.heap buys
+        import contextlib
+
+        from nicodec.overfit import heap
+
+        heap.retained = contextlib.nullcontext
     rgb = np.asarray(Image.open(KODAK / f"{args.image}.png").convert("RGB"))
     x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255
     codec = OverfitCodec()
@@ -423,6 +429,7 @@ def main() -> None:
     p.add_argument("--image", default="kodim01")
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-heap", action="store_true", help="without nicodec.overfit.heap (fresh pages for every big tensor)")
     p.set_defaults(run=iteration)
 
     p = sub.add_parser("tune")

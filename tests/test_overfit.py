@@ -444,3 +444,29 @@ def test_an_icc_profile_travels_with_the_image(codec):
     image.info["icc_profile"] = icc_profile()
     decoded = codec.decompress(codec.compress(image, quality=4, effort=FEW))
     assert decoded.info["icc_profile"] == icc_profile()
+
+
+def test_heap_thresholds_are_raised_for_the_outermost_fit_and_restored_after(monkeypatch):
+    from nicodec.overfit import heap
+
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+            return 1
+
+    monkeypatch.setattr(heap, "_LIBC", FakeLibc())
+    with heap.retained():
+        with heap.retained():  # a second fit at the same time (another thread) changes nothing
+            assert calls == [(heap._M_MMAP_THRESHOLD, heap._RETAIN), (heap._M_TRIM_THRESHOLD, heap._RETAIN)]
+        assert len(calls) == 2
+    assert calls[2:] == [(heap._M_MMAP_THRESHOLD, heap._AFTER_MMAP), (heap._M_TRIM_THRESHOLD, heap._AFTER_TRIM), ("trim", 0)]
+    assert heap._DEPTH == 0
+    monkeypatch.setattr(heap, "_LIBC", None)  # not glibc: nothing to do, and nothing fails
+    with heap.retained():
+        pass

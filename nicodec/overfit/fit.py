@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from . import heap
 from . import model as M
 from .tables import LATENT_BOUND
 
@@ -31,6 +32,7 @@ class FitConfig:
     latent_lr: float = 5e-2  # Adam moves each latent by ~lr per step: 1e-2 leaves them near 0 in 1000 steps
     ste_fraction: float = 0.1  # last part of the iterations: straight-through rounding
     ste_lr_scale: float = 0.1  # learning rate of the straight-through phase, relative
+    ste_latents: str = "adam"  # straight-through phase: "adam" goes on, "restart" starts a fresh Adam, "frozen" fixes them
     temperature: tuple[float, float] = (0.3, 0.1)  # soft-rounding temperature, annealed over the first phase
     noise: tuple[float, float] = (1.0, 1.0)  # amplitude of the uniform noise, annealed likewise
     warmup: int = 0
@@ -117,34 +119,39 @@ def fit(x: Tensor, lam: Tensor, a: M.Architecture, config: FitConfig, nets: M.Ne
     n_relax = n - int(round(config.ste_fraction * n))
     history, start = [], time.time()
     bar = tqdm(total=n, desc="overfit", unit="it", disable=not progress, leave=False)
-    for it in range(n):
-        if it < n_relax:
-            s = it / max(1, n_relax - 1)
-            scale = min(1.0, (it + 1) / config.warmup) if config.warmup else 1.0
-            scale *= 0.5 * (1 + math.cos(math.pi * s)) * 0.99 + 0.01
-            t = config.temperature[0] + (config.temperature[1] - config.temperature[0]) * s
-            amp = config.noise[0] + (config.noise[1] - config.noise[0]) * s
-            grids = relaxed(latents, t, amp, gen)
-        else:
-            s = (it - n_relax) / max(1, n - n_relax)
-            scale = config.ste_lr_scale * 0.5 * (1 + math.cos(math.pi * s))
-            grids = straight_through(latents)
-        for group, lr in groups:
-            group["lr"] = lr * scale
-        bits, mse, _ = rd_terms(nets, grids, x, index)
-        loss = (bits / (h * w) + lam * 255**2 * mse).sum()
-        opt_nets.zero_grad(set_to_none=True)
-        opt_latents.zero_grad(set_to_none=True)
-        loss.backward()
-        opt_nets.step()
-        opt_latents.step()
-        clamp_latents(latents, bound)
-        bar.update()
-        if log_every and (it % log_every == 0 or it == n - 1):
-            row = dict(it=it, bpp=(bits / (h * w)).tolist(), psnr=(-10 * torch.log10(mse)).tolist(), s=time.time() - start)
-            history.append(row)
-            if progress:
-                bar.write(str(row), file=sys.stderr)
+    with heap.retained():  # an iteration's large tensors reuse the last one's pages (heap.py)
+        for it in range(n):
+            if it < n_relax:
+                s = it / max(1, n_relax - 1)
+                scale = min(1.0, (it + 1) / config.warmup) if config.warmup else 1.0
+                scale *= 0.5 * (1 + math.cos(math.pi * s)) * 0.99 + 0.01
+                t = config.temperature[0] + (config.temperature[1] - config.temperature[0]) * s
+                amp = config.noise[0] + (config.noise[1] - config.noise[0]) * s
+                grids = relaxed(latents, t, amp, gen)
+            else:
+                if it == n_relax and config.ste_latents == "restart":
+                    opt_latents = torch.optim.Adam(latents, lr=config.latent_lr)
+                    groups[1] = (opt_latents.param_groups[0], config.latent_lr)
+                s = (it - n_relax) / max(1, n - n_relax)
+                scale = config.ste_lr_scale * 0.5 * (1 + math.cos(math.pi * s))
+                grids = straight_through(latents)
+            for group, lr in groups:
+                group["lr"] = lr * scale
+            bits, mse, _ = rd_terms(nets, grids, x, index)
+            loss = (bits / (h * w) + lam * 255**2 * mse).sum()
+            opt_nets.zero_grad(set_to_none=True)
+            opt_latents.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_nets.step()
+            if it < n_relax or config.ste_latents != "frozen":
+                opt_latents.step()
+            clamp_latents(latents, bound)
+            bar.update()
+            if log_every and (it % log_every == 0 or it == n - 1):
+                row = dict(it=it, bpp=(bits / (h * w)).tolist(), psnr=(-10 * torch.log10(mse)).tolist(), s=time.time() - start)
+                history.append(row)
+                if progress:
+                    bar.write(str(row), file=sys.stderr)
     bar.close()
     return FitResult(nets, latents, history)
 
