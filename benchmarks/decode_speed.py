@@ -1,6 +1,6 @@
 """Where decoding time goes, and how it compares with classical decoders timed in the same run.
 
-    python benchmarks/decode_speed.py [--image kodim01.png] [--repeats 7] [--threads 2] [--model meanscale] [--layers]
+    python benchmarks/decode_speed.py [--image kodim01.png] [--repeats 7] [--threads 2] [--model meanscale] [--layers] [--keep-heap]
 
 Codes one 768×512 image (Kodak kodim01 when ../shared exists) at the model's default quality,
 then times, as medians of --repeats runs in this one process: nicodec's encode and decode
@@ -131,8 +131,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default="meanscale")
     p.add_argument("--layers", action="store_true", help="also time each layer of g_s alone (float32 and bfloat16)")
+    p.add_argument("--keep-heap", action="store_true", help="nicodec.heap.keep(): decodes reuse the last one's pages")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.keep_heap:
+        from nicodec import heap
+
+        heap.keep()
     try:
         import pillow_avif  # noqa: F401  (registers AVIF with older Pillows)
     except ImportError:
@@ -185,7 +190,7 @@ def main() -> None:
     print(f"{source.name} 768×512, {args.model} quality {q:g} ({len(data):,} bytes, {len(data) * 8 / image.width / image.height:.3f} bpp); "
           f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}; "
           f"bf16 synthesis {'available' if models.fast_synthesis(torch.device('cpu')) else 'not available (float32 used)'}; "
-          f"median of {args.repeats}\n")
+          f"heap {'kept between decodes' if args.keep_heap else 'as glibc leaves it'}; median of {args.repeats}\n")
     print("| what | seconds | × WebP decode |")
     print("|---|---:|---:|")
     webp = med(other_times["WEBP"]) if "WEBP" in other_times else None

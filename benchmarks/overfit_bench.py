@@ -33,6 +33,7 @@ import dataclasses
 import json
 import math
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -276,23 +277,26 @@ def iteration(args) -> None:
     from nicodec.overfit.fit import fit
 
     torch.set_num_threads(args.threads)
-    if args.no_heap:  # measure what nicodec.overfit.heap buys
-        import contextlib
+    if args.no_heap:  # measure what nicodec.heap buys
+        from nicodec import heap
 
-        from nicodec.overfit import heap
-
-        heap.retained = contextlib.nullcontext
+        heap.ENABLED = False
     rgb = np.asarray(Image.open(KODAK / f"{args.image}.png").convert("RGB"))
     x = torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float() / 255
     codec = OverfitCodec()
     cpu, wall = {}, {}
     fit(x, torch.tensor([0.013]), codec.config.arch, FitConfig(iterations=2))  # warm-up: first calls' one-off costs
+    faults, system = {}, {}
     for n in (2, 2 + args.iterations):
-        start, start_wall = time.process_time(), time.perf_counter()
+        start, start_wall, usage = time.process_time(), time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         fit(x, torch.tensor([0.013]), codec.config.arch, FitConfig(iterations=n))
         cpu[n], wall[n] = time.process_time() - start, time.perf_counter() - start_wall
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        faults[n], system[n] = after.ru_minflt - usage.ru_minflt, after.ru_stime - usage.ru_stime
     per = (cpu[2 + args.iterations] - cpu[2]) / args.iterations
     per_wall = (wall[2 + args.iterations] - wall[2]) / args.iterations
+    print(f"per iteration: {(faults[2 + args.iterations] - faults[2]) / args.iterations:,.0f} minor page faults, "
+          f"{(system[2 + args.iterations] - system[2]) / args.iterations:.3f} s of system time")
     start, start_wall = time.process_time(), time.perf_counter()
     codec.compress(rgb, quality=6, effort=FitConfig(iterations=2))
     whole, whole_wall = time.process_time() - start, time.perf_counter() - start_wall
@@ -429,7 +433,7 @@ def main() -> None:
     p.add_argument("--image", default="kodim01")
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--no-heap", action="store_true", help="without nicodec.overfit.heap (fresh pages for every big tensor)")
+    p.add_argument("--no-heap", action="store_true", help="without nicodec.heap (fresh pages for every big tensor)")
     p.set_defaults(run=iteration)
 
     p = sub.add_parser("tune")

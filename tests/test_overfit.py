@@ -447,7 +447,7 @@ def test_an_icc_profile_travels_with_the_image(codec):
 
 
 def test_heap_thresholds_are_raised_for_the_outermost_fit_and_restored_after(monkeypatch):
-    from nicodec.overfit import heap
+    from nicodec import heap
 
     calls = []
 
@@ -470,3 +470,27 @@ def test_heap_thresholds_are_raised_for_the_outermost_fit_and_restored_after(mon
     monkeypatch.setattr(heap, "_LIBC", None)  # not glibc: nothing to do, and nothing fails
     with heap.retained():
         pass
+
+
+def test_keep_holds_the_heap_for_the_rest_of_the_process(monkeypatch):
+    from nicodec import heap
+
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+            return 1
+
+    monkeypatch.setattr(heap, "_LIBC", FakeLibc())
+    monkeypatch.setattr(heap, "_KEPT", False)
+    assert heap.keep()
+    with heap.retained():
+        pass
+    assert all(value == heap._RETAIN for _, value in calls)  # a fit ending does not undo keep()
+    monkeypatch.setattr(heap, "ENABLED", False)
+    assert not heap.keep()

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from . import heap
+from .. import heap
 from . import model as M
 from .tables import LATENT_BOUND
 
@@ -119,7 +119,7 @@ def fit(x: Tensor, lam: Tensor, a: M.Architecture, config: FitConfig, nets: M.Ne
     n_relax = n - int(round(config.ste_fraction * n))
     history, start = [], time.time()
     bar = tqdm(total=n, desc="overfit", unit="it", disable=not progress, leave=False)
-    with heap.retained():  # an iteration's large tensors reuse the last one's pages (heap.py)
+    with heap.retained():  # an iteration's large tensors reuse the last one's pages
         for it in range(n):
             if it < n_relax:
                 s = it / max(1, n_relax - 1)
