@@ -37,7 +37,7 @@ LAMBDAS = (0.00045, 0.0009, 0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932
 DEFAULT_QUALITY = 6.0
 EFFORTS = {  # iterations; a 768×512 image costs ~0.4 s each on 2 cores of our CPU (docs/overfit.md)
     "fast": FitConfig(iterations=300),
-    "medium": FitConfig(iterations=1000),
+    "medium": FitConfig(iterations=1500),
     "slow": FitConfig(iterations=5000),
 }
 DEFAULT_EFFORT = "medium"

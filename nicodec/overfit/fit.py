@@ -30,7 +30,7 @@ class FitConfig:
     iterations: int = 1000
     lr: float = 1e-2  # networks
     latent_lr: float = 5e-2  # Adam moves each latent by ~lr per step: 1e-2 leaves them near 0 in 1000 steps
-    ste_fraction: float = 0.1  # last part of the iterations: straight-through rounding
+    ste_fraction: float = 0.05  # last part of the iterations: straight-through rounding (more costs RD: docs/overfit.md)
     ste_lr_scale: float = 0.1  # learning rate of the straight-through phase, relative
     ste_latents: str = "adam"  # straight-through phase: "adam" goes on, "restart" starts a fresh Adam, "frozen" fixes them
     temperature: tuple[float, float] = (0.3, 0.1)  # soft-rounding temperature, annealed over the first phase
