@@ -51,14 +51,19 @@ _DEPTH = 0  # fits running now (threads of one process share the heap)
 _KEPT = False
 
 
+def _raise_thresholds() -> None:
+    if not _LIBC.mallopt(_M_MMAP_THRESHOLD, _RETAIN):  # a glibc that caps it (at 32 MiB) refuses 1 GiB
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, _AFTER_MMAP)
+    _LIBC.mallopt(_M_TRIM_THRESHOLD, _RETAIN)
+
+
 def keep() -> bool:
     """Keep freed large blocks in the heap from now on (True where that is possible here)."""
     global _KEPT
     if _LIBC is None or not ENABLED:
         return False
     with _LOCK:
-        _LIBC.mallopt(_M_MMAP_THRESHOLD, _RETAIN)
-        _LIBC.mallopt(_M_TRIM_THRESHOLD, _RETAIN)
+        _raise_thresholds()
         _KEPT = True
     return True
 
@@ -72,8 +77,7 @@ def retained() -> Iterator[None]:
         return
     with _LOCK:
         if _DEPTH == 0:
-            _LIBC.mallopt(_M_MMAP_THRESHOLD, _RETAIN)
-            _LIBC.mallopt(_M_TRIM_THRESHOLD, _RETAIN)
+            _raise_thresholds()
         _DEPTH += 1
     try:
         yield

@@ -494,3 +494,22 @@ def test_keep_holds_the_heap_for_the_rest_of_the_process(monkeypatch):
     assert all(value == heap._RETAIN for _, value in calls)  # a fit ending does not undo keep()
     monkeypatch.setattr(heap, "ENABLED", False)
     assert not heap.keep()
+
+
+def test_a_glibc_that_caps_the_mmap_threshold_gets_its_largest_one(monkeypatch):
+    from nicodec import heap
+
+    calls = []
+
+    class CappingLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 0 if param == heap._M_MMAP_THRESHOLD and value > 32 << 20 else 1
+
+        def malloc_trim(self, pad):
+            return 1
+
+    monkeypatch.setattr(heap, "_LIBC", CappingLibc())
+    with heap.retained():
+        assert calls[:3] == [(heap._M_MMAP_THRESHOLD, heap._RETAIN), (heap._M_MMAP_THRESHOLD, 32 << 20),
+                             (heap._M_TRIM_THRESHOLD, heap._RETAIN)]
