@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import platform
 import resource
 import statistics
@@ -45,7 +44,7 @@ import torch
 from PIL import Image
 
 from nicodec.evaluation.bdrate import bd_rate
-from nicodec.metrics import psnr
+from nicodec.metrics import mse, psnr
 from nicodec.overfit import FitConfig, OverfitCodec, encode_many
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -385,11 +384,10 @@ def tune(args) -> None:
     seconds = time.perf_counter() - start
     bpp, dbs, js = [], [], []
     for (crop, q), (data, _) in zip([(c, q) for c in crops for q in qualities], coded):
-        out = np.asarray(codec.decompress(data).convert("RGB"), dtype=np.float64)
-        mse = float(np.mean((out - crop) ** 2))
+        out = np.asarray(codec.decompress(data).convert("RGB"))
         bpp.append(8 * len(data) / (h * w))
-        dbs.append(10 * math.log10(255**2 / mse))
-        js.append(bpp[-1] + quality_to_lambda(q) * mse)
+        dbs.append(psnr(out, crop))
+        js.append(bpp[-1] + quality_to_lambda(q) * mse(out, crop))
     row = dict(label=args.label, set=" ".join(args.set), photos=args.photos, qualities=args.qualities, size=args.size,
                effort=args.effort, bpp=bpp, psnr=dbs, J=js, seconds=round(seconds, 1), threads=args.threads,
                date=time.strftime("%Y-%m-%d %H:%M"))

@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="where the transforms run (for overfit: where it fits): cpu (default) or cuda; "
                    "files are the same bits either way (overfit: a fit on another device is another valid file)")
     p.add_argument("--effort", choices=("fast", "medium", "slow"), help="for --model overfit: iterations of the fit "
-                   "(fast 300, medium 1500 (default), slow 5000; a 768x512 image costs ~0.3 s per iteration on one CPU core)")
+                   "(fast 300, medium 1500 (default), slow 5000; a 768x512 image costs ~0.4 s per iteration on one CPU core)")
     p.add_argument("--fast", action="store_true", help="analysis in bfloat16 where the CPU (AMX, AVX-512 BF16) or "
                    "GPU has it: faster, latents a little different")
     rate = p.add_mutually_exclusive_group()

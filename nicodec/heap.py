@@ -4,15 +4,15 @@ Coding allocates and frees tensors of tens of megabytes, layer after layer (a sy
 transform's feature maps; each overfit fitting iteration's ARM activations, 16 × 524,288 floats
 for a 768×512 image). glibc serves blocks above its mmap threshold (at most 32 MiB, however it
 adapts) with a fresh ``mmap`` and unmaps them on ``free``, so each such tensor costs a page fault
-per 4 KiB on first touch: a ReLU over 33 MB took 20 ms into fresh pages against 1.5 ms in place
-on an AMD EPYC core.
+per 4 KiB on first touch, every time (40,000–57,000 faults per fitting iteration on kodim01:
+``benchmarks/overfit_bench.py iteration --no-heap``).
 
 * :func:`retained` (every overfit fit runs in it): freed blocks stay in the heap while inside,
   for the next iteration; on leaving, glibc's usual thresholds return and the free heap goes back
   to the OS.
 * :func:`keep`: the same for the rest of the process, for programs that code many images (a
   server, a benchmark): an amortized decode then reuses the last one's pages instead of faulting
-  in ~200 MB again, at the price of holding the process's peak heap.
+  in its feature maps again, at the price of holding the process's peak heap.
 
 docs/overfit.md and docs/benchmarks.md give page faults and times with and without. Only on Linux
 with glibc; anywhere else (macOS, Windows, musl) both do nothing. ``ENABLED = False`` turns them

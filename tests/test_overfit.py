@@ -446,70 +446,9 @@ def test_an_icc_profile_travels_with_the_image(codec):
     assert decoded.info["icc_profile"] == icc_profile()
 
 
-def test_heap_thresholds_are_raised_for_the_outermost_fit_and_restored_after(monkeypatch):
-    from nicodec import heap
 
-    calls = []
-
-    class FakeLibc:
-        def mallopt(self, param, value):
-            calls.append((param, value))
-            return 1
-
-        def malloc_trim(self, pad):
-            calls.append(("trim", pad))
-            return 1
-
-    monkeypatch.setattr(heap, "_LIBC", FakeLibc())
-    with heap.retained():
-        with heap.retained():  # a second fit at the same time (another thread) changes nothing
-            assert calls == [(heap._M_MMAP_THRESHOLD, heap._RETAIN), (heap._M_TRIM_THRESHOLD, heap._RETAIN)]
-        assert len(calls) == 2
-    assert calls[2:] == [(heap._M_MMAP_THRESHOLD, heap._AFTER_MMAP), (heap._M_TRIM_THRESHOLD, heap._AFTER_TRIM), ("trim", 0)]
-    assert heap._DEPTH == 0
-    monkeypatch.setattr(heap, "_LIBC", None)  # not glibc: nothing to do, and nothing fails
-    with heap.retained():
-        pass
-
-
-def test_keep_holds_the_heap_for_the_rest_of_the_process(monkeypatch):
-    from nicodec import heap
-
-    calls = []
-
-    class FakeLibc:
-        def mallopt(self, param, value):
-            calls.append((param, value))
-            return 1
-
-        def malloc_trim(self, pad):
-            calls.append(("trim", pad))
-            return 1
-
-    monkeypatch.setattr(heap, "_LIBC", FakeLibc())
-    monkeypatch.setattr(heap, "_KEPT", False)
-    assert heap.keep()
-    with heap.retained():
-        pass
-    assert all(value == heap._RETAIN for _, value in calls)  # a fit ending does not undo keep()
-    monkeypatch.setattr(heap, "ENABLED", False)
-    assert not heap.keep()
-
-
-def test_a_glibc_that_caps_the_mmap_threshold_gets_its_largest_one(monkeypatch):
-    from nicodec import heap
-
-    calls = []
-
-    class CappingLibc:
-        def mallopt(self, param, value):
-            calls.append((param, value))
-            return 0 if param == heap._M_MMAP_THRESHOLD and value > 32 << 20 else 1
-
-        def malloc_trim(self, pad):
-            return 1
-
-    monkeypatch.setattr(heap, "_LIBC", CappingLibc())
-    with heap.retained():
-        assert calls[:3] == [(heap._M_MMAP_THRESHOLD, heap._RETAIN), (heap._M_MMAP_THRESHOLD, 32 << 20),
-                             (heap._M_TRIM_THRESHOLD, heap._RETAIN)]
+@pytest.mark.parametrize("field, value", [("optimizer", "sgd"), ("ste_latents", "frozn")])
+def test_an_unknown_fit_option_is_refused_not_ignored(field, value):
+    x = torch.from_numpy(photo(8, 8)).permute(2, 0, 1)[None].float() / 255
+    with pytest.raises(ValueError, match=field):
+        fit(x, torch.tensor([0.013]), Architecture(), dataclasses.replace(FitConfig(iterations=1), **{field: value}))

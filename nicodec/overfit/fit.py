@@ -107,6 +107,8 @@ def fit(x: Tensor, lam: Tensor, a: M.Architecture, config: FitConfig, nets: M.Ne
     latents = [torch.zeros(g, 1, gh, gw, device=x.device, requires_grad=True) for gh, gw in sizes]
     if config.optimizer not in ("soap", "adam"):
         raise ValueError(f"FitConfig.optimizer must be 'soap' or 'adam', not {config.optimizer!r}")
+    if config.ste_latents not in ("adam", "restart", "frozen"):
+        raise ValueError(f"FitConfig.ste_latents must be 'adam', 'restart' or 'frozen', not {config.ste_latents!r}")
     if config.optimizer == "soap":
         from ..training.soap import SOAP
 
