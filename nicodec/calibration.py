@@ -81,5 +81,5 @@ def calibration_images(folder: str | Path, count: int = CALIBRATION_IMAGES, crop
             continue
         top, left = (h - ch) // 2, (w - cw) // 2
         patch = np.array(rgb[top : top + ch, left : left + cw])  # a writable copy (torch wants one)
-        out.append(torch.from_numpy(patch).permute(2, 0, 1)[None].float() / 255)
+        out.append(torch.from_numpy(patch)[None].permute(0, 3, 1, 2).float() / 255)
     return out

@@ -157,7 +157,7 @@ class Codec:
             raise NicodecError(f"image is {w}×{h}; the largest side a .nic file holds is {container.MAX_SIDE}")
         ph, pw = self._padded(h, w)
         rgb = np.pad(planes.rgb, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")  # in uint8: one float copy below
-        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].to(self.device).float().div_(255)  # (1, 3, H, W), channels-last strides
+        x = torch.from_numpy(rgb)[None].permute(0, 3, 1, 2).to(self.device).float().div_(255)  # (1, 3, H, W), canonical channels-last strides
         alpha = b"" if planes.alpha is None else zlib.compress(planes.alpha.tobytes(), 9)
         y = self.model.analyze(x, fast=fast)
 

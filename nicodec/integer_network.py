@@ -18,19 +18,28 @@ runs a post-training-quantised copy of the network in integer arithmetic:
 * the last layer's accumulator, times a per-channel float64 scale, is the output.
 
 Every step is an integer result computed exactly, so the output is the same on any CPU, GPU,
-thread count or memory layout. The convolutions run as float convolutions on integer values:
-float32 where every partial sum stays below 2**24 (exact whatever the summation order), float64
-otherwise and on GPUs (exact below 2**53; GPU float32 convolutions may use TF32).
+thread count or memory layout. How the convolutions run is a matter of speed only, each path
+giving the same integers: on CPUs with int8 dot products (AMX, AVX-512 VNNI, AVX-VNNI), as int8
+matrix products with int32 sums (``torch._int_mm``) over int8 patches — activations after a ReLU,
+0 … 255, shifted by −128 into int8 and the shift's constant contribution added back; transposed
+convolutions as stride-1 convolutions and a pixel shuffle (:func:`nicodec.layers.subpixel_kernel`);
+elsewhere as float convolutions on integer values: float32 where every partial sum stays below
+2**24 (exact whatever the summation order), float64 otherwise and on GPUs (exact below 2**53;
+GPU float32 convolutions may use TF32).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from . import cpu
+from .layers import subpixel_fits, subpixel_kernel
 
 WEIGHT_MAX = 127  # int8 weights
 MULT_BITS = 21  # requantisation multipliers m < 2**21 (then shifted right by s bits, per channel)
@@ -99,6 +108,59 @@ class _Step:
     down: Tensor | None = None  # 2**−shift
     lo: float = 0.0
     hi: float = 0.0
+    int8: "_Int8Conv | None" = None  # the int8 form of the convolution, where it runs that way
+
+
+@dataclass
+class _Int8Conv:
+    """A layer's convolution as an int8 matrix product: int8 patches (k × k × C per output
+    position) times ``matrix`` (N, k·k·C), int32 sums; then a pixel shuffle for a transposed layer."""
+
+    matrix: Tensor  # int8 (N, K), row n the kernel of output channel n (before any shuffle)
+    kernel: int
+    stride: int
+    padding: int
+    shuffle: int  # > 1: the layer is transposed, outputs are N / shuffle² channels, shuffle× larger
+    offset: int  # 128 where inputs are 0 … 255 (after a ReLU), coded as input − 128; else 0
+    constant: Tensor  # int32 (N,): the bias plus offset · Σ kernel, added to the sums
+
+    def __call__(self, a: Tensor) -> Tensor:
+        """Σ w·a + b for integer-valued float64 a (B, C, H, W): exact integers, in float64."""
+        k, s, p = self.kernel, self.stride, self.padding
+        x = a.permute(0, 2, 3, 1)  # NHWC: a patch is k·k runs of C contiguous bytes
+        x = (x - self.offset if self.offset else x).to(torch.int8)
+        x = F.pad(x, (0, 0, p, p, p, p), value=-self.offset)  # the padding is a = 0
+        b, h, w, c = x.shape
+        out_h, out_w = (h - k) // s + 1, (w - k) // s + 1
+        patches = torch.stack([x[:, i : i + (out_h - 1) * s + 1 : s, j : j + (out_w - 1) * s + 1 : s]
+                               for i in range(k) for j in range(k)], dim=3)
+        sums = torch._int_mm(patches.reshape(b * out_h * out_w, k * k * c), self.matrix.t()).add_(self.constant)
+        out = sums.reshape(b, out_h, out_w, -1).permute(0, 3, 1, 2).to(torch.float64)
+        return F.pixel_shuffle(out, self.shuffle) if self.shuffle > 1 else out
+
+    @classmethod
+    def of(cls, layer: Layer, weight: Tensor, bias: Tensor, input_range: tuple[int, int],
+           device: torch.device) -> "_Int8Conv | None":
+        """The int8 form of a layer with int8 ``weight`` and integer ``bias`` whose inputs lie in
+        ``input_range``, or None where it has none (inputs beyond int8 even shifted, a transposed
+        geometry that is not a plain upsampling)."""
+        lo, hi = input_range
+        offset = 0 if -128 <= lo and hi <= 127 else 128 if 0 <= lo and hi <= 255 else None
+        if offset is None:
+            return None
+        if layer.transposed:
+            geometry = ((layer.kernel,) * 2, (layer.stride,) * 2, (layer.padding,) * 2, (layer.output_padding,) * 2)
+            if not subpixel_fits(*geometry):
+                return None
+            kernel, padding = subpixel_kernel(weight, layer.stride, layer.padding)
+            stride, shuffle = 1, layer.stride
+        else:
+            kernel, padding, stride, shuffle = weight, layer.padding, layer.stride, 1
+        n, c, k, _ = kernel.shape
+        matrix = kernel.permute(0, 2, 3, 1).reshape(n, k * k * c).contiguous().to(device)
+        # Σ w·a + b = Σ w·(a − offset) + (b + offset·Σ w): |each| ≤ the layer's bound (check()) < 2**31
+        constant = bias.to(torch.int64).repeat_interleave(shuffle * shuffle) + offset * matrix.to(torch.int64).sum(dim=1)
+        return cls(matrix, k, stride, padding, shuffle, offset, constant.to(device=device, dtype=torch.int32))
 
 
 class IntegerNetwork(nn.Module):
@@ -151,39 +213,50 @@ class IntegerNetwork(nn.Module):
         """The network on integer-valued float64 input a → real-valued float64 output."""
         a = a.to(torch.float64)
         for step in self._prepared(a.device):
-            x = a.to(step.dtype)
-            if step.layer.transposed:
-                out = F.conv_transpose2d(x, step.weight, None, step.layer.stride, step.layer.padding, step.layer.output_padding)
+            if step.int8 is not None:
+                acc = step.int8(a)  # Σ w·a + b, an exact integer
             else:
-                out = F.conv2d(x, step.weight, None, step.layer.stride, step.layer.padding)
-            out = out.to(torch.float64)
-            if step.dtype == torch.float64:
-                # exact already for a direct summation; rint absorbs the < 0.5 error of any other
-                # algorithm a library may pick in float64 (FFT, Winograd)
-                out = torch.round(out)
-            acc = out + step.bias  # Σ w·a + b, an exact integer
+                x = a.to(step.dtype)
+                if step.layer.transposed:
+                    out = F.conv_transpose2d(x, step.weight, None, step.layer.stride, step.layer.padding, step.layer.output_padding)
+                else:
+                    out = F.conv2d(x, step.weight, None, step.layer.stride, step.layer.padding)
+                out = out.to(torch.float64)
+                if step.dtype == torch.float64:
+                    # exact already for a direct summation; rint absorbs the < 0.5 error of any other
+                    # algorithm a library may pick in float64 (FFT, Winograd)
+                    out = out.round_()
+                acc = out.add_(step.bias)  # Σ w·a + b, an exact integer
+            # in place from here: the same operations in the same order, without full-size temporaries
             if step.output_scale is not None:
-                return _final_activation(acc * step.output_scale, step.layer.activation)
-            a = torch.clamp(torch.round(acc * torch.where(acc >= 0, step.mult_pos, step.mult_neg) * step.down), step.lo, step.hi)
+                return _final_activation(acc.mul_(step.output_scale), step.layer.activation)
+            multiplier = torch.where(acc >= 0, step.mult_pos, step.mult_neg)
+            a = acc.mul_(multiplier).mul_(step.down).round_().clamp_(step.lo, step.hi)
         raise AssertionError("unreachable")
 
     def _prepared(self, device: torch.device) -> list[_Step]:
         """Each layer's numbers, ready to compute with on ``device`` (cached until a buffer changes)."""
-        key = (str(device), _cpu_float32_is_ieee(), tuple(b._version for b in self.buffers()), tuple(b.data_ptr() for b in self.buffers()))
+        int8 = device.type == "cpu" and int8_matmul_pays()
+        key = (str(device), _cpu_float32_is_ieee(), int8, tuple(b._version for b in self.buffers()),
+               tuple(b.data_ptr() for b in self.buffers()))
         if self._cache_key != key:
-            steps, limit = [], float(self.input_limit)
+            steps = []
+            input_range = (-int(self.input_limit), int(self.input_limit))
             for i, (layer, bound) in enumerate(zip(self.layers, self.bounds(include_bias=False))):
                 dtype = torch.float32 if device.type == "cpu" and bound < _FLOAT32_EXACT and key[1] else torch.float64
                 column = lambda t: t.to(device, torch.float64).reshape(1, -1, 1, 1)  # noqa: E731
-                weight = getattr(self, f"weight{i}").to(device=device, dtype=dtype)
+                weight = getattr(self, f"weight{i}")
+                int8_conv = _Int8Conv.of(layer, weight, getattr(self, f"bias{i}"), input_range, device) if int8 else None
+                weight = weight.to(device=device, dtype=dtype)
                 if i == len(self.layers) - 1:
                     steps.append(_Step(layer, dtype, weight, column(getattr(self, f"bias{i}")),
-                                       output_scale=column(getattr(self, f"output_scale{i}"))))
+                                       output_scale=column(getattr(self, f"output_scale{i}")), int8=int8_conv))
                     continue
                 lo, hi = (float(v) for v in getattr(self, f"limits{i}"))
                 steps.append(_Step(layer, dtype, weight, column(getattr(self, f"bias{i}")),
                                    mult_pos=column(getattr(self, f"mult_pos{i}")), mult_neg=column(getattr(self, f"mult_neg{i}")),
-                                   down=column(_inverse_power_of_two(getattr(self, f"shift{i}"))), lo=lo, hi=hi))
+                                   down=column(_inverse_power_of_two(getattr(self, f"shift{i}"))), lo=lo, hi=hi, int8=int8_conv))
+                input_range = (int(lo), int(hi))
             self._cache_key, self._cache = key, steps
         return self._cache
 
@@ -291,6 +364,21 @@ def _inverse_power_of_two(shift: Tensor) -> Tensor:
 def _positive(t: Tensor) -> Tensor:
     """Scales must be > 0: a channel that never moved in calibration gets a tiny one."""
     return torch.clamp(t, min=1e-12)
+
+
+@functools.lru_cache(maxsize=1)
+def int8_matmul_pays() -> bool:
+    """Whether to run the convolutions as int8 matrix products on this CPU: it has fast int8 dot
+    products (:func:`nicodec.cpu.has_int8_dot`) and PyTorch's ``_int_mm`` computes a probe exactly.
+    Either answer gives the same integers; this decides only the speed (int8 ~7× float32 on AMX)."""
+    if not cpu.has_int8_dot() or not hasattr(torch, "_int_mm"):
+        return False
+    a = torch.arange(-128, 128, dtype=torch.int16).reshape(16, 16).to(torch.int8)
+    try:
+        product = torch._int_mm(a, a.t().contiguous())
+    except RuntimeError:
+        return False
+    return torch.equal(product.to(torch.int64), a.to(torch.int64) @ a.t().to(torch.int64))
 
 
 def _cpu_float32_is_ieee() -> bool:

@@ -94,33 +94,50 @@ class Deconv(nn.ConvTranspose2d):
         return super().forward(x, output_size)
 
     def _subpixel_ok(self) -> bool:
-        s = self.stride[0]
         return (self.out_channels <= self.SUBPIXEL_MAX_OUT and self.groups == 1 and self.dilation == (1, 1)
-                and self.stride == (s, s) and s > 1 and self.kernel_size[0] == self.kernel_size[1]
-                and self.padding[0] == self.padding[1] and self.output_padding == (s - 1, s - 1)
-                and self.kernel_size[0] == 2 * self.padding[0] + 1)  # output exactly stride × input
+                and subpixel_fits(self.kernel_size, self.stride, self.padding, self.output_padding))
+
+    def _subpixel_weights(self) -> tuple[Tensor, Tensor | None]:
+        weight, _ = subpixel_kernel(self.weight.detach(), self.stride[0], self.padding[0])
+        s = self.stride[0]
+        bias = None if self.bias is None else self.bias.detach().repeat_interleave(s * s)
+        return weight, bias  # built per call (a few dozen small copies): never stale after a weight edit
 
     @property
     def _subpixel_pad(self) -> int:
-        """r: output phase a at input position i reads inputs i − r … i + r."""
-        k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]
-        return max(abs((p + a - tap) // s) for a in range(s) for tap in range(k) if (p + a - tap) % s == 0)
+        return subpixel_pad(self.kernel_size[0], self.stride[0], self.padding[0])
 
-    def _subpixel_weights(self) -> tuple[Tensor, Tensor | None]:
-        """The equivalent stride-1 kernel: output phase (a, b) of channel c is channel c·s² + a·s + b;
-        input offset e ∈ [−r, r] of phase a reads the transposed kernel at tap p + a − s·e."""
-        k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]
-        r = self._subpixel_pad
-        taps = 2 * r + 1
-        w = self.weight.detach()  # (in, out, k, k)
-        kernel = w.new_zeros(self.out_channels, s, s, self.in_channels, taps, taps)
-        for a in range(s):
-            for b in range(s):
-                for i in range(taps):
-                    for j in range(taps):
-                        kh, kw = p + a - s * (i - r), p + b - s * (j - r)
-                        if 0 <= kh < k and 0 <= kw < k:
-                            kernel[:, a, b, :, i, j] = w[:, :, kh, kw].t()
-        weight = kernel.reshape(self.out_channels * s * s, self.in_channels, taps, taps)
-        bias = None if self.bias is None else self.bias.detach().repeat_interleave(s * s)
-        return weight, bias  # built per call (a few dozen small copies): never stale after a weight edit
+
+def subpixel_fits(kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+                  output_padding: tuple[int, int]) -> bool:
+    """Whether a transposed convolution with this geometry has an output exactly ``stride`` times its
+    input, so that :func:`subpixel_kernel` computes it as a stride-1 convolution and a pixel shuffle."""
+    s, k, p = stride[0], kernel[0], padding[0]
+    return (stride == (s, s) and s > 1 and kernel == (k, k) and padding == (p, p)
+            and output_padding == (s - 1, s - 1) and k == 2 * p + 1)
+
+
+def subpixel_pad(kernel: int, stride: int, padding: int) -> int:
+    """r: output phase a at input position i reads inputs i − r … i + r."""
+    k, s, p = kernel, stride, padding
+    return max(abs((p + a - tap) // s) for a in range(s) for tap in range(k) if (p + a - tap) % s == 0)
+
+
+def subpixel_kernel(weight: Tensor, stride: int, padding: int) -> tuple[Tensor, int]:
+    """A transposed convolution's kernel (in, out, k, k) as the equivalent stride-1 kernel
+    (out·s², in, 2r + 1, 2r + 1) and its padding r: output phase (a, b) of channel c is channel
+    c·s² + a·s + b; input offset e ∈ [−r, r] of phase a reads the transposed kernel at tap p + a − s·e.
+    Entries no tap reaches are zero; the dtype is the weight's (int8 weights stay int8)."""
+    k, s, p = weight.shape[-1], stride, padding
+    r = subpixel_pad(k, s, p)
+    taps = 2 * r + 1
+    in_channels, out_channels = weight.shape[:2]
+    kernel = weight.new_zeros(out_channels, s, s, in_channels, taps, taps)
+    for a in range(s):
+        for b in range(s):
+            for i in range(taps):
+                for j in range(taps):
+                    kh, kw = p + a - s * (i - r), p + b - s * (j - r)
+                    if 0 <= kh < k and 0 <= kw < k:
+                        kernel[:, a, b, :, i, j] = weight[:, :, kh, kw].t()
+    return kernel.reshape(out_channels * s * s, in_channels, taps, taps), r

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .entropy_models import EntropyBottleneck, GaussianConditional, GaussianParams
 from .integer_network import IntegerNetwork, layers_of
+from . import cpu
 from . import exact as xm
 from .latent_coders import (
     DecodingCoder, EncodingCoder, OverridingCoder, QuantMode, RelaxedCoder, RoundingCoder, offer, record,
@@ -70,8 +71,17 @@ class Coded:
 def _nhwc(t: Tensor) -> Tensor:
     """Channels-last layout for the transforms when coding: oneDNN's convolutions run ~1.5× faster
     on CPU that way (benchmarks/codec_speed.py). Values are the same up to float32 rounding; the
-    coding path does not depend on it (it runs in float64 on contiguous tensors)."""
-    return t.contiguous(memory_format=torch.channels_last)
+    coding path does not depend on it (it runs in float64 on contiguous tensors).
+
+    The strides are made canonical too: a tensor whose size-1 batch axis has an odd stride (as
+    ``image.permute(2, 0, 1)[None]`` gives: 3) counts as channels-last for PyTorch, but oneDNN
+    does not take it as such and reorders every layer's output — g_a ran 3× slower for that
+    (``benchmarks/decode_speed.py``'s encode, 2026-12-02)."""
+    t = t.contiguous(memory_format=torch.channels_last)
+    b, c, h, w = t.shape
+    canonical = (c * h * w, 1, w * c, c)
+    # the same memory: strides of size-1 axes are never used to address an element
+    return t if t.stride() == canonical else t.as_strided(t.shape, canonical, t.storage_offset())
 
 
 # Inference runs every transform in tiles of TILE² image pixels (nicodec.tiling), each extended
@@ -91,14 +101,7 @@ def fast_synthesis(device: torch.device) -> bool:
     emulated, slower than float32."""
     if device.type == "cuda":
         return True
-    if device.type != "cpu":
-        return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return device.type == "cpu" and cpu.has_bf16()
 
 
 def exact_coding(coder) -> bool:

@@ -12,7 +12,7 @@ import torch
 
 import nicodec
 from nicodec import exact
-from nicodec.entropy_models import _gaussian_tables, exact_gaussian_tables, exact_scale_indices, scale_indices
+from nicodec.entropy_models import _gaussian_tables, _scale_thresholds, exact_gaussian_tables, exact_scale_indices, scale_indices
 from nicodec.integer_network import ACC_MAX, IntegerNetwork, record_ranges, reference_integers
 
 
@@ -58,6 +58,23 @@ def test_exact_gaussian_tables_match_the_legacy_ones_up_to_rounding():
     scales = torch.exp(torch.linspace(-3, 6, 20001, dtype=torch.float64))
     differ = exact_scale_indices(scales) != scale_indices(scales)
     assert differ.mean() < 1e-3  # only where a scale sits on a table boundary
+
+
+def test_scale_indices_are_the_binary_search_over_the_thresholds():
+    """The bucket table of exact_scale_indices answers what searchsorted does, at the thresholds,
+    one ulp either side of each, across and beyond the table range, and for non-finite scales."""
+    thresholds = _scale_thresholds()
+    rng = np.random.default_rng(7)
+    scales = np.concatenate([
+        thresholds, np.nextafter(thresholds, 0.0), np.nextafter(thresholds, np.inf),
+        np.exp(rng.uniform(-8, 9, 100_000)), rng.normal(0, 5, 10_000),
+        [0.0, -0.0, 5e-324, 1e300, -1e300, np.inf, -np.inf],
+    ])
+    expected = np.searchsorted(thresholds, scales, side="right")
+    np.testing.assert_array_equal(exact_scale_indices(torch.from_numpy(scales)), expected)
+    with_nan = np.append(scales[:10], np.nan)
+    np.testing.assert_array_equal(exact_scale_indices(torch.from_numpy(with_nan)),
+                                  np.searchsorted(thresholds, with_nan, side="right"))
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +130,34 @@ def test_integer_outputs_do_not_depend_on_threads_dtype_or_layout(hyper_model):
         assert torch.equal(out, outputs[0])
 
 
-def test_the_float64_path_gives_the_same_integers_as_the_float32_one(hyper_model, monkeypatch):
-    net = hyper_model.h_s_int
-    assert min(net.bounds()) < 2**24  # some layer does run in float32 on this CPU
-    z = _z_inputs(hyper_model, seed=4)
-    fast = net(z)
-    monkeypatch.setattr("nicodec.integer_network._cpu_float32_is_ieee", lambda: False)  # as on a GPU
-    assert torch.equal(net(z), fast)
+def _force_path(monkeypatch, path: str) -> None:
+    """Run the integer networks' convolutions as int8 matrix products, float32 or float64 convolutions."""
+    if path == "int8" and not hasattr(torch, "_int_mm"):
+        pytest.skip("this PyTorch has no int8 matrix product")
+    monkeypatch.setattr("nicodec.integer_network.int8_matmul_pays", lambda: path == "int8")
+    monkeypatch.setattr("nicodec.integer_network._cpu_float32_is_ieee", lambda: path != "float64")  # float64: as on a GPU
+
+
+@pytest.mark.parametrize("architecture", ["meanscale", "hyperprior"])  # LeakyReLU (signed) and ReLU (0 … 255) activations
+@pytest.mark.parametrize("path", ["int8", "float32", "float64"])
+def test_every_convolution_path_is_the_integer_definition(architecture, path, monkeypatch):
+    """Each way of running the convolutions gives the integers of the one-multiply-add-at-a-time
+    definition: on odd sizes and 1 × 1, and at the inputs' extremes (where overflow would show)."""
+    _force_path(monkeypatch, path)
+    model = nicodec.create(architecture, N=16, M=24, levels=3, seed=2).model
+    net = model.h_s_int
+    assert min(net.bounds()) < 2**24  # the float32 path does run in float32 here
+    limit = int(net.input_limit)
+    inputs = [_z_inputs(model, seed=5, size=(5, 7)), _z_inputs(model, seed=6, size=(1, 1))]
+    inputs += [torch.full((1, model.config.N, 3, 2), float(v), dtype=torch.float64) for v in (limit, -limit)]
+    scale = getattr(net, f"output_scale{len(net.layers) - 1}").numpy().reshape(1, -1, 1, 1)
+    last = net.layers[-1].activation
+    for z in inputs:
+        a = torch.clamp(torch.round(z), -limit, limit)
+        reference = reference_integers(net, a.numpy().astype(np.int64)) * scale
+        if last == "relu":
+            reference = np.maximum(reference, 0.0)
+        np.testing.assert_array_equal(net.forward_integers(a).numpy(), reference)
 
 
 def test_calibration_ranges_cover_the_inputs(hyper_model):

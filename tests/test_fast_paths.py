@@ -74,3 +74,17 @@ def test_wide_deconv_layers_stay_transposed():
 
     assert not Deconv(8, 17, 5, stride=2, padding=2, output_padding=1)._subpixel_ok()
     assert not Deconv(8, 3, 4, stride=2, padding=2, output_padding=1)._subpixel_ok()  # output not exactly 2×
+
+
+def test_coding_tensors_get_canonical_channels_last_strides():
+    """An image tensor made as ``permute(2, 0, 1)[None]`` has batch stride 3: PyTorch calls it
+    channels-last, oneDNN does not, and reorders after every layer (g_a ran 3× slower). The
+    transforms' inputs get canonical strides, viewing the same memory."""
+    image = torch.arange(5 * 7 * 3, dtype=torch.float32).reshape(5, 7, 3)
+    odd = image.permute(2, 0, 1)[None]
+    assert odd.is_contiguous(memory_format=torch.channels_last) and odd.stride()[0] == 3
+    fixed = models._nhwc(odd)
+    assert fixed.stride() == (3 * 5 * 7, 1, 7 * 3, 3)
+    assert fixed.data_ptr() == odd.data_ptr() and torch.equal(fixed, odd)
+    nchw = torch.randn(2, 4, 3, 5)
+    assert models._nhwc(nchw).stride() == (60, 1, 20, 4) and torch.equal(models._nhwc(nchw), nchw)

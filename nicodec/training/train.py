@@ -441,7 +441,7 @@ def validate(state: dict[str, Tensor], c: TrainConfig, images: list[Tensor], dev
     for image in images:
         h, w = image.shape[:2]
         s = copy.stride
-        x = image.permute(2, 0, 1)[None].to(device).float() / 255  # (1, 3, H, W)
+        x = image[None].permute(0, 3, 1, 2).to(device).float() / 255  # (1, 3, H, W); batch axis first: canonical strides
         x = F.pad(x, (0, -w % s, 0, -h % s), mode="replicate")
         for level in estimates:
             q = torch.full((1,), float(level), device=device)  # a float quality would be a CPU tensor

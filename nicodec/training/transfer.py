@@ -113,7 +113,7 @@ def latent_cache(model: CompressionModel, images: list[Tensor], crop: int) -> li
         h, w = (s // 16 * 16 for s in image.shape[:2])
         if min(h, w) < crop * 16:
             continue
-        x = image[:h, :w].permute(2, 0, 1)[None].float().div(255)
+        x = image[None, :h, :w].permute(0, 3, 1, 2).float().div(255)
         for view in (x, x.flip(-1)):
             cache.append(model.analyze(view)[0].half().contiguous())
     if not cache:
