@@ -8,7 +8,9 @@ then times, as medians of --repeats runs in this one process: nicodec's encode a
 table building, the integer hyper-synthesis, the synthesis g_s, the conversion to 8-bit), the
 same with the bfloat16 synthesis (``--fast``; where the CPU has AMX or AVX-512 BF16), the
 float64 path of release 1 (version-1 files, as nicodec 0.1 decoded), and the decoders of JPEG,
-WebP and AVIF (Pillow) at a similar size, with the ratios. Prints a Markdown table.
+WebP and AVIF (Pillow) at a similar size, with the ratios, and the minor page faults each nicodec
+run takes (fresh pages for feature maps: compare ``--keep-heap``, or glibc's huge pages with
+``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` in the environment). Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from __future__ import annotations
 import argparse
 import copy
 import io
+import os
 import platform
+import resource
 import statistics
 import time
 from contextlib import contextmanager
@@ -161,24 +165,25 @@ def main() -> None:
     codec.decompress(data)
     codec.decompress(data, fast=True)
     legacy.decompress(legacy_data)
+    faults: dict[str, list[int]] = {name: [] for name in runs}
+
+    def run(name: str, fn) -> dict[str, float] | None:
+        """Time fn, count the minor page faults it takes, record both under ``name``."""
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        start = time.perf_counter()
+        split = fn()
+        runs[name].append(time.perf_counter() - start)
+        faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        return split
+
     for _ in range(args.repeats):
-        start = time.perf_counter()
-        codec.compress(image, quality=q)
-        runs["encode"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        codec.compress(image, quality=q, fast=True)
-        runs["encode fast"].append(time.perf_counter() - start)
-        total, split = timed_decode(codec, data, fast=False)
-        runs["decode"].append(total)
-        for k, v in split.items():
+        run("encode", lambda: codec.compress(image, quality=q) and None)
+        run("encode fast", lambda: codec.compress(image, quality=q, fast=True) and None)
+        for k, v in run("decode", lambda: timed_decode(codec, data, fast=False)[1]).items():
             parts.setdefault(k, []).append(v)
-        total, split = timed_decode(codec, data, fast=True)
-        runs["decode fast"].append(total)
-        for k, v in split.items():
+        for k, v in run("decode fast", lambda: timed_decode(codec, data, fast=True)[1]).items():
             fast_parts.setdefault(k, []).append(v)
-        start = time.perf_counter()
-        legacy.decompress(legacy_data)
-        runs["decode release 1 (float64 path)"].append(time.perf_counter() - start)
+        run("decode release 1 (float64 path)", lambda: legacy.decompress(legacy_data) and None)
         for fmt, encoded in others.items():
             start = time.perf_counter()
             with Image.open(io.BytesIO(encoded)) as decoded:
@@ -190,19 +195,20 @@ def main() -> None:
     print(f"{source.name} 768×512, {args.model} quality {q:g} ({len(data):,} bytes, {len(data) * 8 / image.width / image.height:.3f} bpp); "
           f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}; "
           f"bf16 synthesis {'available' if models.fast_synthesis(torch.device('cpu')) else 'not available (float32 used)'}; "
-          f"heap {'kept between decodes' if args.keep_heap else 'as glibc leaves it'}; median of {args.repeats}\n")
-    print("| what | seconds | × WebP decode |")
-    print("|---|---:|---:|")
+          f"heap {'kept between decodes' if args.keep_heap else 'as glibc leaves it'}"
+          f"{'; GLIBC_TUNABLES=' + os.environ['GLIBC_TUNABLES'] if os.environ.get('GLIBC_TUNABLES') else ''}; median of {args.repeats}\n")
+    print("| what | seconds | × WebP decode | page faults |")
+    print("|---|---:|---:|---:|")
     webp = med(other_times["WEBP"]) if "WEBP" in other_times else None
     ratio = (lambda t: f"{t / webp:.0f}×") if webp else (lambda t: "—")
     for name, values in runs.items():
-        print(f"| nicodec {name} | {med(values):.3f} | {ratio(med(values))} |")
+        print(f"| nicodec {name} | {med(values):.3f} | {ratio(med(values))} | {med(faults[name]):,.0f} |")
     for name, values in parts.items():
-        print(f"| … decode: {name} | {med(values):.3f} | |")
+        print(f"| … decode: {name} | {med(values):.3f} | | |")
     for name, values in fast_parts.items():
-        print(f"| … decode fast: {name} | {med(values):.3f} | |")
+        print(f"| … decode fast: {name} | {med(values):.3f} | | |")
     for fmt, values in other_times.items():
-        print(f"| {fmt} decode ({len(others[fmt]):,} bytes) | {med(values):.4f} | {ratio(med(values))} |")
+        print(f"| {fmt} decode ({len(others[fmt]):,} bytes) | {med(values):.4f} | {ratio(med(values))} | |")
     print(f"\nPSNR: float32 {psnr(reference, exact_pixels.astype(np.uint8)):.3f} dB, bfloat16 "
           f"{psnr(reference, fast_pixels.astype(np.uint8)):.3f} dB; bf16 vs float32: max |Δ| "
           f"{int(np.abs(fast_pixels - exact_pixels).max())}, {int((np.abs(fast_pixels - exact_pixels) > 1).sum())} samples off by more than 1")
