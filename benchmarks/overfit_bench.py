@@ -45,7 +45,7 @@ from PIL import Image
 
 from nicodec.evaluation.bdrate import bd_rate
 from nicodec.metrics import mse, psnr
-from nicodec.overfit import FitConfig, OverfitCodec, encode_many
+from nicodec.overfit import Architecture, FitConfig, OverfitCodec, OverfitConfig, encode_many
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = next((p / "shared" for p in (ROOT.parent, ROOT.parent.parent) if (p / "shared").exists()), ROOT.parent / "shared")  # ../shared, or ../../shared from a worktree
@@ -331,16 +331,17 @@ def large(args) -> None:
         print(out.stdout.strip(), f"({args.iterations} iterations per tile, {args.threads} threads)" if step == "encode" else "")
 
 
-def _override(config: FitConfig, pairs: list[str]) -> FitConfig:
-    """FitConfig with ``key=value`` overrides (values parsed as Python literals: 0.1, (0.3, 0.1), 'adam')."""
+def _override(config, pairs: list[str]):
+    """A dataclass (FitConfig, Architecture) with ``key=value`` overrides (values parsed as Python
+    literals: 0.1, (0.3, 0.1), 'adam')."""
     import ast
 
-    fields = {f.name for f in dataclasses.fields(FitConfig)}
+    fields = {f.name for f in dataclasses.fields(config)}
     changes = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
         if key not in fields:
-            raise SystemExit(f"tune: FitConfig has no field {key!r} (fields: {', '.join(sorted(fields))})")
+            raise SystemExit(f"tune: {type(config).__name__} has no field {key!r} (fields: {', '.join(sorted(fields))})")
         changes[key] = ast.literal_eval(value)
     return dataclasses.replace(config, **changes)
 
@@ -369,8 +370,8 @@ def tune(args) -> None:
     from nicodec.overfit.codec import quality_to_lambda
 
     torch.set_num_threads(args.threads)
-    codec = OverfitCodec()
-    config = _override(codec.fit_config(args.effort), args.set)
+    codec = OverfitCodec(OverfitConfig(arch=_override(Architecture(), args.arch)))
+    config = _override(codec.fit_config(args.effort), args.set)  # a changed architecture has no starting networks: compare with pretrained=False
     h, w = (int(v) for v in args.size.split("x"))
     crops = []
     photos = sorted(TRAIN.glob("*.png"))
@@ -388,7 +389,7 @@ def tune(args) -> None:
         bpp.append(8 * len(data) / (h * w))
         dbs.append(psnr(out, crop))
         js.append(bpp[-1] + quality_to_lambda(q) * mse(out, crop))
-    row = dict(label=args.label, set=" ".join(args.set), photos=args.photos, qualities=args.qualities, size=args.size,
+    row = dict(label=args.label, set=" ".join(args.set + args.arch), photos=args.photos, qualities=args.qualities, size=args.size,
                effort=args.effort, bpp=bpp, psnr=dbs, J=js, seconds=round(seconds, 1), threads=args.threads,
                date=time.strftime("%Y-%m-%d %H:%M"))
     OUT.mkdir(parents=True, exist_ok=True)
@@ -437,6 +438,7 @@ def main() -> None:
     p = sub.add_parser("tune")
     p.add_argument("--label", default="default")
     p.add_argument("--set", nargs="*", default=[], help="FitConfig overrides, key=value")
+    p.add_argument("--arch", nargs="*", default=[], help="Architecture overrides, key=value (e.g. synthesis_width=48)")
     p.add_argument("--effort", default="medium")
     p.add_argument("--photos", default="20,80,140", help="training photos (indices in name order)")
     p.add_argument("--size", default="256x384", help="centre crop, HxW")
