@@ -62,7 +62,8 @@ def table_for(q: np.ndarray) -> tuple[int, int, float]:
     best = None
     for e in range(max(0, guess - 2), min(tables.PARAM_SCALES, guess + 3)):
         pmf = tables.param_pmf(e, bound)
-        bits = float(-np.log2(pmf[q + bound] / pmf.sum()).sum())
+        with np.errstate(divide="ignore"):  # a value this table gives no mass: inf bits, never the choice
+            bits = float(-np.log2(pmf[q + bound] / pmf.sum()).sum())
         if best is None or bits < best[2]:
             best = (e, bound, bits)
     return best
