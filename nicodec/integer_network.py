@@ -370,7 +370,8 @@ def _positive(t: Tensor) -> Tensor:
 def int8_matmul_pays() -> bool:
     """Whether to run the convolutions as int8 matrix products on this CPU: it has fast int8 dot
     products (:func:`nicodec.cpu.has_int8_dot`) and PyTorch's ``_int_mm`` computes a probe exactly.
-    Either answer gives the same integers; this decides only the speed (int8 ~7× float32 on AMX)."""
+    Either answer gives the same integers; this decides only the speed (meanscale's hyper-synthesis
+    17 → 6 ms on a 2-core AMX VM, benchmarks/decode_speed.py, docs/benchmarks.md)."""
     if not cpu.has_int8_dot() or not hasattr(torch, "_int_mm"):
         return False
     a = torch.arange(-128, 128, dtype=torch.int16).reshape(16, 16).to(torch.int8)

@@ -78,7 +78,7 @@ def test_wide_deconv_layers_stay_transposed():
 
 def test_coding_tensors_get_canonical_channels_last_strides():
     """An image tensor made as ``permute(2, 0, 1)[None]`` has batch stride 3: PyTorch calls it
-    channels-last, oneDNN does not, and reorders after every layer (g_a ran 3× slower). The
+    channels-last, oneDNN does not, and reorders after every layer. The
     transforms' inputs get canonical strides, viewing the same memory."""
     image = torch.arange(5 * 7 * 3, dtype=torch.float32).reshape(5, 7, 3)
     odd = image.permute(2, 0, 1)[None]
