@@ -167,23 +167,23 @@ def main() -> None:
     legacy.decompress(legacy_data)
     faults: dict[str, list[int]] = {name: [] for name in runs}
 
-    def run(name: str, fn) -> dict[str, float] | None:
-        """Time fn, count the minor page faults it takes, record both under ``name``."""
+    def run(name: str, fn):
+        """Time fn, count the minor page faults it takes, record both under ``name``; fn's result."""
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
-        split = fn()
+        result = fn()
         runs[name].append(time.perf_counter() - start)
         faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-        return split
+        return result
 
     for _ in range(args.repeats):
-        run("encode", lambda: codec.compress(image, quality=q) and None)
-        run("encode fast", lambda: codec.compress(image, quality=q, fast=True) and None)
+        run("encode", lambda: codec.compress(image, quality=q))
+        run("encode fast", lambda: codec.compress(image, quality=q, fast=True))
         for k, v in run("decode", lambda: timed_decode(codec, data, fast=False)[1]).items():
             parts.setdefault(k, []).append(v)
         for k, v in run("decode fast", lambda: timed_decode(codec, data, fast=True)[1]).items():
             fast_parts.setdefault(k, []).append(v)
-        run("decode release 1 (float64 path)", lambda: legacy.decompress(legacy_data) and None)
+        run("decode release 1 (float64 path)", lambda: legacy.decompress(legacy_data))
         for fmt, encoded in others.items():
             start = time.perf_counter()
             with Image.open(io.BytesIO(encoded)) as decoded:

@@ -38,8 +38,9 @@ class CodingTables:
 def _groups(table_index: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]], np.ndarray]:
     """Stable order of symbols grouped by table, (table, start, stop) slices of that order, and
     the table of each position of that order."""
-    if len(table_index) and 0 <= table_index.min() and table_index.max() < 1 << 15:
-        keys = table_index.astype(np.uint8 if table_index.max() < 1 << 8 else np.int16)
+    top = int(table_index.max()) if len(table_index) else -1
+    if top >= 0 and 0 <= table_index.min() and top < 1 << 15:
+        keys = table_index.astype(np.uint8 if top < 1 << 8 else np.int16)
         order = np.argsort(keys, kind="stable")  # radix sort: linear time, the same order as any stable sort
         counts = np.bincount(table_index)
         tables = np.flatnonzero(counts)

@@ -194,7 +194,7 @@ def test_the_channelctx_target_starts_as_its_source_and_exports_a_calibrated_cod
     meanscale = nicodec.load(source).model
     model = transfer_model(meanscale, "channelctx")
     x = torch.from_numpy(np.array(Image.open(f"{data}/0.png"))).permute(2, 0, 1)[None, :, :64].float() / 255
-    y = meanscale.analyze(x).contiguous()  # NCHW: a channel group's noise is then the same draws as y's in one piece
+    y = meanscale.analyze(x).contiguous()  # NCHW (analyze gives channels-last): noise is drawn in memory order
     for quality in (1.0, 2.0):  # one image at a time: the groups then draw the same noise as y does in one piece
         rates = [rate_bpp(m, y, torch.tensor([quality]), torch.Generator().manual_seed(0)) for m in (meanscale, model)]
         torch.testing.assert_close(rates[1], rates[0])  # its context networks start at zero: meanscale's rate
