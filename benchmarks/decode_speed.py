@@ -78,15 +78,19 @@ def timed_decode(codec, data: bytes, fast: bool) -> tuple[float, dict[str, float
 
 def layer_times(model, latent_shape: tuple[int, ...], repeats: int) -> list[str]:
     """Markdown rows: each layer of g_s timed alone (float32 and bfloat16, channels-last, medians),
-    a transposed convolution both as it runs at inference and as ConvTranspose2d's own kernel."""
-    from nicodec.layers import Deconv
+    a transposed convolution both as it runs at inference and as ConvTranspose2d's own kernel, an
+    inverse GDN both as decoding runs it (in place, GDN.normalize_) and as its forward()."""
+    from nicodec.layers import GDN, Deconv
 
-    def median_time(fn, x) -> float:
-        fn(x)
+    def median_time(fn, x, in_place: bool = False) -> float:
+        work = x.clone() if in_place else x  # an in-place fn gets a fresh copy of x each time, untimed
+        fn(work)
         times = []
         for _ in range(repeats):
+            if in_place:
+                work.copy_(x)
             start = time.perf_counter()
-            fn(x)
+            fn(work)
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
@@ -97,7 +101,10 @@ def layer_times(model, latent_shape: tuple[int, ...], repeats: int) -> list[str]
             x = torch.randn(latent_shape, dtype=dtype).contiguous(memory_format=torch.channels_last)
             for i, layer in enumerate(layers):
                 what = f"{type(layer).__name__} {tuple(x.shape[1:])}"
-                ms = f"{median_time(layer, x) * 1e3:.1f}"
+                if isinstance(layer, GDN):
+                    ms = f"{median_time(layer.normalize_, x, in_place=True) * 1e3:.1f} (forward(): {median_time(layer, x) * 1e3:.1f})"
+                else:
+                    ms = f"{median_time(layer, x) * 1e3:.1f}"
                 if isinstance(layer, Deconv) and layer._subpixel_ok():
                     transposed = median_time(lambda t: torch.nn.ConvTranspose2d.forward(layer, t), x)
                     ms += f" (as ConvTranspose2d: {transposed * 1e3:.1f})"

@@ -26,7 +26,7 @@ from . import exact as xm
 from .latent_coders import (
     DecodingCoder, EncodingCoder, OverridingCoder, QuantMode, RelaxedCoder, RoundingCoder, offer, record,
 )
-from .layers import GDN, conv, deconv
+from .layers import GDN, Transform, conv, deconv
 from .tiling import tiled
 from .variable_rate import Gains
 
@@ -129,8 +129,8 @@ class CompressionModel(nn.Module):
         super().__init__()
         self.config = config
         N, M = config.N, config.M
-        self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
-        self.g_s = nn.Sequential(
+        self.g_a = Transform(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+        self.g_s = Transform(
             deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
             deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
         )

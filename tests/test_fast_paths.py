@@ -88,3 +88,43 @@ def test_coding_tensors_get_canonical_channels_last_strides():
     assert fixed.data_ptr() == odd.data_ptr() and torch.equal(fixed, odd)
     nchw = torch.randn(2, 4, 3, 5)
     assert models._nhwc(nchw).stride() == (60, 1, 20, 4) and torch.equal(models._nhwc(nchw), nchw)
+
+
+@pytest.mark.parametrize("inverse", [True, False])
+@pytest.mark.parametrize("chunk_above", [0, 1 << 40])
+def test_transforms_normalise_in_place_at_inference_with_forward_values(inverse, chunk_above, monkeypatch):
+    """At inference a transform's GDN layers work in place, a few rows at a time for large tensors
+    (GDN.normalize_): the same values as nn.Sequential's forward, for NCHW and channels-last inputs,
+    odd heights that leave a short last chunk, a batch; the caller's input is never changed."""
+    from nicodec.layers import GDN, Transform, conv
+
+    monkeypatch.setattr(GDN, "CHUNK_ABOVE", chunk_above)  # 0: every tensor is chunked
+    monkeypatch.setattr(GDN, "CHUNK_BYTES", 3 * 6 * 4 * 2)  # two rows of a (2, 6, ·, 3) float32 tensor
+    torch.manual_seed(int(inverse))
+    gdn = GDN(6, inverse=inverse)
+    with torch.no_grad():
+        gdn.gamma.add_(torch.rand(6, 6) * 0.05)
+        gdn.beta.add_(torch.rand(6))
+    transform = Transform(conv(4, 6, 3, 1), gdn, conv(6, 5, 3, 1), GDN(5, inverse=inverse))
+    for shape in ((2, 4, 7, 3), (1, 4, 1, 1), (1, 4, 9, 11)):
+        for layout in (torch.contiguous_format, torch.channels_last):
+            x = torch.randn(shape).contiguous(memory_format=layout)
+            before = x.clone()
+            with torch.no_grad():
+                reference = torch.nn.Sequential.forward(transform, x)
+                out = transform(x)
+            torch.testing.assert_close(out, reference, atol=1e-6, rtol=1e-6)
+            assert torch.equal(x, before)
+            with torch.no_grad():  # normalize_ alone, on a tensor the caller gives up
+                y = torch.randn(shape[0], 6, shape[2], shape[3]).contiguous(memory_format=layout) * 3
+                expected = gdn(y)
+                assert gdn.normalize_(y) is y
+                torch.testing.assert_close(y, expected, atol=1e-6, rtol=1e-6)
+    leading = Transform(GDN(4, inverse=inverse), conv(4, 3, 3, 1))  # a GDN first gets the caller's tensor
+    x = torch.randn(1, 4, 5, 6)
+    before = x.clone()
+    with torch.no_grad():
+        torch.testing.assert_close(leading(x), torch.nn.Sequential.forward(leading, x), atol=1e-6, rtol=1e-6)
+    assert torch.equal(x, before)
+    out = transform(x.requires_grad_())  # training: nn.Sequential's forward, differentiable
+    assert out.grad_fn is not None
