@@ -57,11 +57,15 @@ class GDN(nn.Module):
         self.beta = nn.Parameter(self._beta.init(torch.ones(channels)))
         self.gamma = nn.Parameter(self._gamma.init(gamma_init * torch.eye(channels)))
 
-    def forward(self, x: Tensor) -> Tensor:  # x: (B, C, H, W)
-        channels = x.shape[1]
-        beta = self._beta(self.beta)
+    def _norm_parameters(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """(γ as a 1×1 convolution kernel, β) in ``dtype``: the norm is conv(x², γ) + β."""
+        channels = self.beta.shape[0]
         gamma = self._gamma(self.gamma).reshape(channels, channels, 1, 1)
-        norm = F.conv2d(x * x, gamma.to(x.dtype), beta.to(x.dtype))
+        return gamma.to(dtype), self._beta(self.beta).to(dtype)
+
+    def forward(self, x: Tensor) -> Tensor:  # x: (B, C, H, W)
+        gamma, beta = self._norm_parameters(x.dtype)
+        norm = F.conv2d(x * x, gamma, beta)
         if not torch.is_grad_enabled():  # inference: the same values with two fewer full-size tensors
             norm = norm.sqrt_() if self.inverse else norm.rsqrt_()
             return norm.mul_(x)
@@ -76,14 +80,13 @@ class GDN(nn.Module):
 
         Why: at full resolution x², the norm and the output are 50 MB float32 tensors each, and
         glibc maps every allocation that large afresh, so forward() spends more time faulting in
-        pages than computing (a 768 × 512 image's last inverse GDN: 60 → 31 ms on a 2-core AMD
-        EPYC, ``benchmarks/decode_speed.py --layers``). Per chunk the temporaries stay in cache and
+        pages than computing (a 768 × 512 image's last inverse GDN: 69 → 39 ms in float32 on a
+        2-core AMD EPYC, ``benchmarks/decode_speed.py --layers``, docs/benchmarks.md). Per chunk the temporaries stay in cache and
         nothing large is allocated (smaller tensors, which glibc recycles, go in one step: chunks
         would only add calls). The same values as forward(): each pixel's sums are its own."""
-        channels, height = x.shape[1], x.shape[2]
-        beta = self._beta(self.beta).to(x.dtype)
-        gamma = self._gamma(self.gamma).reshape(channels, channels, 1, 1).to(x.dtype)
-        row_bytes = max(1, x.shape[0] * channels * x.shape[3] * x.element_size())
+        gamma, beta = self._norm_parameters(x.dtype)
+        height = x.shape[2]
+        row_bytes = max(1, x.shape[0] * x.shape[1] * x.shape[3] * x.element_size())
         chunked = x.device.type == "cpu" and x.numel() * x.element_size() >= self.CHUNK_ABOVE
         rows = max(1, self.CHUNK_BYTES // row_bytes) if chunked else height
         for top in range(0, height, rows):
